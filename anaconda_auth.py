@@ -1,0 +1,1770 @@
+"""Log a person into Anaconda, keep their API key safe, and make authenticated requests.
+
+One file, ``anaconda_auth.py``, that speaks the same files and settings as the ``anaconda-auth``
+package (``~/.anaconda/config.toml``, ``ANACONDA_AUTH_*`` variables, ``.env``, the token store
+``~/.anaconda/keyring``) so a user can switch between the two without logging in again.
+
+Vendoring: copy this file into your project. It needs Python 3.9+ and ``urllib3`` (1.26 or 2.x)
+for network calls. ``certifi`` (CA bundle), ``keyring`` (OS key stores), ``truststore``
+(``ssl_verify = "truststore"``) and ``tomli`` (config.toml on Python < 3.11) are used when
+importable. Nothing heavy is imported until a code path needs it, so ``import anaconda_auth``
+and ``python -m anaconda_auth api-key`` stay close to the interpreter's own start-up time.
+
+Public API::
+
+    config = resolve_config()              # or resolve_config("my-site", ssl_verify=False)
+    api_key = get_api_key(config)          # TokenNotFoundError / TokenExpiredError
+    login(config)                          # interactive; login(config, api_key=...) stores a key
+    logout(config)
+    response = request("GET", "/api/account", config=config)
+    whoami(config)
+
+The module reads top to bottom in the order data flows: errors, configuration, token storage,
+HTTP, OpenID Connect flows, public API, command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from typing_extensions import Self
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnacondaAuthError",
+    "AuthenticationError",
+    "Config",
+    "ConfigError",
+    "DeviceFlowDenied",
+    "DeviceFlowError",
+    "DeviceFlowTimeout",
+    "HTTPError",
+    "InvalidTokenError",
+    "LoginRequiredError",
+    "NetworkError",
+    "Response",
+    "StorageError",
+    "TokenExpiredError",
+    "TokenNotFoundError",
+    "UnknownSiteName",
+    "get_api_key",
+    "login",
+    "logout",
+    "request",
+    "resolve_config",
+    "whoami",
+]
+
+# ``typing`` costs milliseconds at start-up; mypy treats this name as always true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from typing import Any, Callable, NoReturn
+
+
+    JSONDict = dict[str, Any]
+
+KEYRING_SERVICE = "Anaconda Cloud"
+TOKEN_INFO_VERSION = 2
+DEFAULT_DOMAIN = "anaconda.com"
+LEGACY_DOMAINS = {"anaconda.com": ("id.anaconda.cloud", "anaconda.cloud")}
+CLI_NAME = "python -m anaconda_auth"
+
+
+# =================================================================================================
+# Errors
+# Every error this module raises derives from AnacondaAuthError and carries a message that says
+# what went wrong, where (file, variable, host) and what to do. Names follow the reference
+# package so callers can port their ``except`` clauses.
+# =================================================================================================
+
+
+class AnacondaAuthError(Exception):
+    """Base class of every error raised by anaconda_auth."""
+
+
+class ConfigError(AnacondaAuthError, ValueError):
+    """A setting is invalid; the message names its source (file and line, or variable)."""
+
+
+class UnknownSiteName(ConfigError):
+    """The requested site is not configured."""
+
+
+class StorageError(AnacondaAuthError):
+    """The token store cannot be read or written; nothing stored was changed."""
+
+
+class AuthenticationError(AnacondaAuthError):
+    """Logging in failed."""
+
+
+class InvalidTokenError(AuthenticationError):
+    """The server refused the API key that was sent."""
+
+
+class TokenNotFoundError(AnacondaAuthError):
+    """No API key is stored or configured for the site."""
+
+
+class LoginRequiredError(AnacondaAuthError):
+    """The server requires a login and no API key was sent."""
+
+
+class TokenExpiredError(AnacondaAuthError):
+    """The API key has expired."""
+
+
+class DeviceFlowError(AuthenticationError):
+    """The device authorization grant failed."""
+
+
+class DeviceFlowTimeout(DeviceFlowError):
+    """The device code expired before the user approved it."""
+
+
+class DeviceFlowDenied(DeviceFlowError):
+    """The user denied the device authorization request."""
+
+
+class NetworkError(AnacondaAuthError):
+    """A request could not be completed (connection, TLS, proxy or timeout)."""
+
+
+class HTTPError(AnacondaAuthError):
+    """A response had an error status; ``.response`` is the Response."""
+
+    def __init__(self, message: str, response: Response) -> None:
+        super().__init__(message)
+        self.response = response
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
+    """Emit a warning once per process (a fallback repeated on every call is noise)."""
+    if message not in _warned:
+        _warned.add(message)
+        import warnings
+
+        warnings.warn(message, category, stacklevel=3)
+
+
+# =================================================================================================
+# Configuration
+# Turns files and variables into one immutable Config. Sources, highest first: explicit
+# arguments, ANACONDA_AUTH_* environment, secret files, .env, the selected [sites.<name>] table,
+# legacy ANACONDA_CLOUD_* / [plugin.cloud], [plugin.auth], conda settings, defaults. Reading
+# configuration never writes anything and never touches the network.
+# =================================================================================================
+
+# Field kinds drive parsing and validation: how a string from the environment becomes a value.
+_FIELDS: dict[str, tuple[str, Any]] = {
+    "site": ("optstr", None),
+    "preferred_token_storage": ("storage", "anaconda-keyring"),
+    "domain": ("domain", DEFAULT_DOMAIN),
+    "auth_domain_override": ("optdomain", None),
+    "api_key": ("secret", None),
+    "keyring": ("keyring", None),
+    "keyring_path": ("path", None),
+    "ssl_verify": ("ssl", True),
+    "extra_headers": ("headers", None),
+    "client_id": ("str", "b4ad7f1d-c784-46b5-a9fe-106e50441f5a"),
+    "redirect_uri": ("str", "http://127.0.0.1:8000/auth/oidc"),
+    "openid_config_path": ("str", "/.well-known/openid-configuration"),
+    "oidc_request_headers": ("dict", {"User-Agent": f"anaconda-auth/{__version__}"}),
+    "login_success_path": ("str", "/app/local-login-success"),
+    "login_error_path": ("str", "/app/local-login-error"),
+    "use_unified_repo_api_key": ("bool", False),
+    "hash_hostname": ("bool", True),
+    "proxy_servers": ("dict", None),
+    "client_cert": ("optstr", None),
+    "client_cert_key": ("optstr", None),
+    "use_device_flow": ("bool", True),
+    "env_manager_channel": ("str", "anaconda-cloud"),
+    "env_manager_package": ("str", "anaconda-env-manager"),
+    "env_manager_version": ("envversion", None),
+    # Ours: how long the browser flow's loopback listener waits (seconds).
+    "login_timeout": ("float", 300.0),
+}
+_DICT_KINDS = ("dict", "headers", "keyring")
+_SECRET_FIELDS = ("api_key", "keyring")
+_TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
+_FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
+
+
+class Config:
+    """The resolved settings of one site: an immutable value.
+
+    Build it with ``resolve_config()``; derive a changed copy with ``config.replace(...)``.
+    ``sources`` maps each field to a description of where its value came from.
+    """
+
+    site: str
+    preferred_token_storage: str
+    domain: str
+    auth_domain_override: str | None
+    api_key: str | None
+    keyring: Mapping[str, Mapping[str, str]] | None
+    keyring_path: str
+    ssl_verify: bool | str
+    extra_headers: Mapping[str, str] | None
+    client_id: str
+    redirect_uri: str
+    openid_config_path: str
+    oidc_request_headers: Mapping[str, str] | None
+    login_success_path: str
+    login_error_path: str
+    use_unified_repo_api_key: bool
+    hash_hostname: bool
+    proxy_servers: Mapping[str, str] | None
+    client_cert: str | None
+    client_cert_key: str | None
+    use_device_flow: bool
+    env_manager_channel: str
+    env_manager_package: str
+    env_manager_version: str | None
+    login_timeout: float
+    sources: Mapping[str, str]
+    config_path: str
+
+    __slots__ = (*_FIELDS, "sources", "config_path")
+
+    def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str], config_path: str):
+        for name in _FIELDS:
+            object.__setattr__(self, name, _freeze(values[name]))
+        object.__setattr__(self, "sources", _freeze(dict(sources)))
+        object.__setattr__(self, "config_path", config_path)
+
+    def __setattr__(self, name: str, value: object) -> NoReturn:
+        raise AttributeError(f"Config is immutable; use config.replace({name}=...)")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Config):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in _FIELDS)
+
+    __hash__ = None  # type: ignore[assignment]  # mappings inside are not hashable
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}={_masked(n, getattr(self, n))!r}" for n in _FIELDS)
+        return f"Config({shown})"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain (mutable, unmasked) values of every field."""
+        return {n: _thaw(getattr(self, n)) for n in _FIELDS}
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed; values are validated like explicit arguments."""
+        values = self.as_dict()
+        sources = dict(self.sources)
+        for name, raw in changes.items():
+            if name not in _FIELDS:
+                raise ConfigError(f"replace({name}=...): unknown setting {name!r}")
+            values[name] = _parse_field(name, raw, f"argument {name}=", from_text=False)
+            sources[name] = f"argument {name}="
+        _finish_values(values, sources, home=None, environ=None)
+        return Config(values, sources, self.config_path)
+
+    @property
+    def auth_domain(self) -> str:
+        return self.auth_domain_override or self.domain
+
+    @property
+    def well_known_url(self) -> str:
+        from urllib.parse import urljoin
+
+        return urljoin(f"https://{self.auth_domain}", self.openid_config_path)
+
+    @property
+    def login_success_url(self) -> str:
+        from urllib.parse import urljoin
+
+        return urljoin(f"https://{self.domain}", self.login_success_path)
+
+    @property
+    def login_error_url(self) -> str:
+        from urllib.parse import urljoin
+
+        return urljoin(f"https://{self.domain}", self.login_error_path)
+
+
+def _freeze(value: Any) -> Any:
+    """Read-only views of nested mappings, so a Config really cannot change."""
+    if isinstance(value, dict):
+        from types import MappingProxyType
+
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    return value
+
+
+def _thaw(value: Any) -> Any:
+    if hasattr(value, "items") and not isinstance(value, (str, bytes)):
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
+
+
+def _masked(name: str, value: Any) -> Any:
+    """What may be shown of a setting: secrets and credentials never are."""
+    if value is None or value == "":
+        return value
+    if name in _SECRET_FIELDS:
+        return "********"
+    if name in ("extra_headers", "oidc_request_headers") and hasattr(value, "items"):
+        return {k: ("********" if _is_secret_header(k) else v) for k, v in value.items()}
+    if name == "proxy_servers" and hasattr(value, "items"):
+        return {k: _mask_url_password(v) for k, v in value.items()}
+    return _thaw(value)
+
+
+def _is_secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in ("auth", "token", "cookie", "secret", "key", "pass"))
+
+
+def _mask_url_password(url: str) -> str:
+    scheme, sep, rest = url.rpartition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}{sep}{userinfo.split(':', 1)[0]}:********@{host}"
+
+
+# -- Sources --------------------------------------------------------------------------------------
+# Each source yields (field, raw value, source label). Text sources (environment, secret files,
+# .env) give strings that are parsed by kind; TOML gives typed values.
+
+
+def _env_items(environ: Mapping[str, str], prefix: str) -> Iterator[tuple[str, str, str]]:
+    """(lowercased name after prefix, value, variable name) for variables with ``prefix``."""
+    for name, value in environ.items():
+        if name.upper().startswith(prefix):
+            yield name[len(prefix) :].lower(), value, name
+
+
+def _read_dotenv(path: str) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (python-dotenv's common subset); {} when absent."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read .env file ({e.strerror})") from None
+    values: dict[str, str] = {}
+    for line in lines:
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif " #" in value:
+            value = value.split(" #", 1)[0].rstrip()
+        values[key.strip()] = value
+    return values
+
+
+def _read_secrets_dir(path: str) -> dict[str, str]:
+    """Secret files (Docker/Kubernetes style): file name = variable name, content = value."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return {}
+    values = {}
+    for name in names:
+        if name.upper().startswith("ANACONDA_"):
+            try:
+                with open(os.path.join(path, name), encoding="utf-8") as f:
+                    values[name] = f.read().strip()
+            except OSError:
+                continue
+    return values
+
+
+def _read_config_toml(path: str) -> dict[str, Any]:
+    """The parsed config.toml; {} when the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
+    toml = _import_toml(path)
+    try:
+        parsed: dict[str, Any] = toml.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except toml.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: {e}. Fix the TOML syntax at that line.") from None
+    return parsed
+
+
+def _import_toml(path: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    try:
+        import tomli
+
+        return tomli
+    except ImportError:
+        raise ConfigError(
+            f"{path} exists but Python {sys.version_info[0]}.{sys.version_info[1]} cannot read "
+            "TOML without the 'tomli' package: pip install tomli"
+        ) from None
+
+
+def _toml_table(document: Mapping[str, Any], *keys: str) -> dict[str, Any]:
+    table: Any = document
+    for key in keys:
+        table = table.get(key, {}) if isinstance(table, dict) else {}
+    return table if isinstance(table, dict) else {}
+
+
+# Conda's own search path (conda.base.constants.SEARCH_PATH), read without importing conda.
+_CONDARC_KEYS = {
+    "ssl_verify": "ssl_verify",
+    "proxy_servers": "proxy_servers",
+    "client_ssl_cert": "client_cert",
+    "client_ssl_cert_key": "client_cert_key",
+}
+
+
+def _condarc_paths(environ: Mapping[str, str], home: str) -> list[str]:
+    roots = ["/etc/conda", "/var/lib/conda"]
+    if environ.get("CONDA_ROOT"):
+        roots.append(environ["CONDA_ROOT"])
+    xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    roots += [os.path.join(xdg, "conda"), os.path.join(home, ".config", "conda")]
+    roots.append(os.path.join(home, ".conda"))
+    paths = [os.path.join(r, n) for r in dict.fromkeys(roots) for n in (".condarc", "condarc")]
+    paths.append(os.path.join(home, ".condarc"))
+    if environ.get("CONDA_PREFIX"):
+        paths += [os.path.join(environ["CONDA_PREFIX"], n) for n in (".condarc", "condarc")]
+    if environ.get("CONDARC"):
+        paths.append(environ["CONDARC"])
+    return paths
+
+
+def _read_condarc(path: str) -> dict[str, Any]:
+    """The few top-level keys we need from a .condarc, parsed from a small YAML subset.
+
+    Conda settings are YAML; pulling in a YAML parser for four keys would cost more than the
+    whole module. Supported: ``key: scalar`` lines and one level of indented ``name: value``
+    mappings (``proxy_servers``), with comments and quotes.
+    """
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return {}
+    found: dict[str, Any] = {}
+    current: dict[str, str] | None = None
+    for line in lines:
+        text = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
+        if not text.strip():
+            continue
+        key, sep, value = text.strip().partition(":")
+        value = _yaml_scalar(value)
+        if not line[0].isspace():
+            current = None
+            if sep and key in _CONDARC_KEYS:
+                if value == "" and key == "proxy_servers":
+                    current = found[key] = {}
+                elif value != "":
+                    found[key] = value
+        elif current is not None and sep:
+            current[_yaml_scalar(key)] = value
+    return found
+
+
+def _yaml_scalar(text: str) -> str:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text
+
+
+def _conda_values(environ: Mapping[str, str], home: str) -> list[tuple[str, Any, str]]:
+    merged: dict[str, tuple[Any, str]] = {}
+    for path in _condarc_paths(environ, home):
+        for key, value in _read_condarc(path).items():
+            merged[key] = (value, f"{path} ({key})")
+    for key in ("ssl_verify", "client_ssl_cert", "client_ssl_cert_key"):
+        var = f"CONDA_{key.upper()}"
+        if environ.get(var):
+            merged[key] = (environ[var], f"environment variable {var}")
+    return [(_CONDARC_KEYS[k], v, label) for k, (v, label) in merged.items() if v not in ({}, "")]
+
+
+# -- Parsing and validation -----------------------------------------------------------------------
+
+
+def _bad(source: str, problem: str, fix: str) -> ConfigError:
+    """The one shape of every configuration error: where, what, and what to do."""
+    return ConfigError(f"{source}: {problem}. {fix}")
+
+
+def _parse_bool(value: Any, source: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
+        return value.strip().lower() in _TRUE_WORDS
+    raise _bad(source, f"{value!r} is not a boolean", "Use true or false (also 1/0, yes/no, on/off)")
+
+
+def _parse_json_dict(value: Any, source: str) -> Any:
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError as e:
+            raise _bad(source, f"not valid JSON ({e})", 'Give a JSON object like {"key": "value"}')
+    if not isinstance(value, dict):
+        raise _bad(source, f"expected a JSON object or table, got {type(value).__name__}",
+                   'Give a JSON object like {"key": "value"}')
+    return value
+
+
+def _normalize_domain(value: Any, source: str) -> str:
+    """``https://Foo.COM:8443/path`` -> ``Foo.COM:8443``, as the reference normalises domains."""
+    if not isinstance(value, str):
+        raise _bad(source, f"{value!r} is not a domain name", "Give a host name like anaconda.com")
+    from urllib.parse import urlsplit
+
+    text = value if value.startswith(("http://", "https://")) else f"https://{value}"
+    netloc = urlsplit(text).netloc
+    if not netloc:
+        raise _bad(source, f"{value!r} does not look like a domain name",
+                   "Give a host name like anaconda.com")
+    return netloc
+
+
+def _parse_field(name: str, raw: Any, source: str, from_text: bool) -> Any:
+    """Validate one raw value of field ``name``; ``from_text`` for env, .env and secret files."""
+    kind = _FIELDS[name][0]
+    if kind in _DICT_KINDS:
+        value = _parse_json_dict(raw, source)
+        if kind == "keyring":
+            ok = all(isinstance(v, dict) and all(isinstance(x, str) for x in v.values())
+                     for v in value.values())
+            fix = 'Give {"Anaconda Cloud": {"<domain>": "<stored token>"}}'
+        else:
+            ok = all(isinstance(v, str) for v in value.values())
+            fix = 'Give string values, like {"https": "http://proxy:3128"}'
+        if not ok:
+            raise _bad(source, "has values of the wrong type", fix)
+        return value
+    if kind == "bool":
+        return _parse_bool(raw, source)
+    if kind == "float":
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise _bad(source, f"{raw!r} is not a number", "Give a number of seconds") from None
+    if kind == "ssl":
+        return _parse_ssl_verify(raw, source)
+    if not isinstance(raw, str):
+        raise _bad(source, f"{raw!r} is not a string", "Quote the value")
+    if kind == "storage" and raw not in ("anaconda-keyring", "system"):
+        raise _bad(source, f"{raw!r} is not a token storage",
+                   "Use 'anaconda-keyring' (the file ~/.anaconda/keyring) or 'system'")
+    if kind in ("domain", "optdomain") and raw != "":
+        return _normalize_domain(raw, source)
+    if kind == "envversion" and raw and not raw.startswith((">", "=", "<", "!")):
+        return f"={raw}"
+    return raw
+
+
+def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
+    # The reference keeps env "false" as a CA-bundle path string; we read it as the word it is.
+    if isinstance(raw, bool):
+        return raw
+    if not isinstance(raw, str):
+        raise _bad(source, f"{raw!r} must be a boolean or a string",
+                   "Use true, false, \"truststore\" or the path of a CA bundle")
+    word = raw.strip().lower()
+    if word in _TRUE_WORDS + _FALSE_WORDS:
+        return word in _TRUE_WORDS
+    if word == "truststore":
+        return "truststore"
+    if not os.path.exists(os.path.expanduser(raw)):
+        raise _bad(source, f"the CA bundle {raw!r} does not exist",
+                   "Give the path of an existing PEM file or directory, true, false or truststore")
+    return raw
+
+
+def _text_values(
+    items: Iterator[tuple[str, str, str]], label: Callable[[str], str]
+) -> list[tuple[str, Any, str]]:
+    """Field values from ``NAME=value`` text: ``__`` nests into dict fields, JSON is decoded."""
+    out: list[tuple[str, Any, str]] = []
+    nested: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for key, value, var in items:
+        field, sep, sub = key.partition("__")
+        if field not in _FIELDS:
+            continue
+        is_dict = _FIELDS[field][0] in _DICT_KINDS
+        if not sep:
+            out.append((field, _parse_json_dict(value, label(var)) if is_dict else value, label(var)))
+        elif is_dict:
+            target, labels = nested.setdefault(field, ({}, []))
+            *parents, leaf = sub.split("__")
+            for parent in parents:
+                target = target.setdefault(parent, {})
+            target[leaf] = value
+            labels.append(label(var))
+    # Nested variables come last so they win over the JSON form of the same field, as in the
+    # reference (the two deep-merge).
+    out += [(field, value, " + ".join(labels)) for field, (value, labels) in nested.items()]
+    return out
+
+
+def _text_lookup(mappings: tuple[Mapping[str, str], ...], name: str) -> str | None:
+    """The first non-empty value of variable ``name`` (any case) in ``mappings``."""
+    for mapping in mappings:
+        for key, value, _ in _env_items(mapping, name):
+            if key == "" and value:
+                return value
+    return None
+
+
+# -- Site selection -------------------------------------------------------------------------------
+
+
+def _lookup_site(
+    sites: Mapping[str, Any], wanted: str, config_path: str, by_name: bool = True
+) -> str | None:
+    """The key of the site named ``wanted``, or else the one whose domain is ``wanted``."""
+    if by_name and wanted in sites:
+        return wanted
+    try:
+        wanted_domain = _normalize_domain(wanted, "site")
+    except ConfigError:
+        return None
+    matches = [
+        name for name, table in sites.items()
+        if isinstance(table, dict) and isinstance(table.get("domain"), str)
+        and _normalize_domain(table["domain"], f"{config_path} [sites.{name}]") == wanted_domain
+    ]
+    if len(matches) > 1:
+        raise ConfigError(
+            f"The domain {wanted} matches more than one configured site ({', '.join(matches)}) "
+            f"in {config_path}. Select the site by its name instead."
+        )
+    return matches[0] if matches else None
+
+
+def _select_site(
+    sites: Mapping[str, Any],
+    requested_site: str | None,
+    requested_domain: str | None,
+    default_site: str | None,
+    config_path: str,
+) -> str | None:
+    """Which [sites.<name>] table applies: by request, by domain, or the default site."""
+    if requested_site:
+        found = _lookup_site(sites, requested_site, config_path)
+        if found is None and requested_site != DEFAULT_DOMAIN:
+            raise UnknownSiteName(
+                f"The site name {requested_site} has not been configured in {config_path}. "
+                f"List the sites with: {CLI_NAME} sites list"
+            )
+        return found
+    if requested_domain:
+        # The reference compares the raw string; we compare normalised domains (https://b.com/
+        # and b.com are the same site).
+        return _lookup_site(sites, requested_domain, config_path, by_name=False)
+    if default_site:
+        found = _lookup_site(sites, default_site, config_path)
+        if found is None and default_site != DEFAULT_DOMAIN:
+            raise UnknownSiteName(
+                f"The site or domain {default_site} has not been configured in {config_path}. "
+                f"Fix default_site there (or ANACONDA_DEFAULT_SITE), or add the site."
+            )
+        return found
+    return next(iter(sites), None)
+
+
+def _configured_sites(
+    document: Mapping[str, Any], environ: Mapping[str, str], config_path: str
+) -> dict[str, dict[str, Any]]:
+    """[sites.<name>] tables, then sites from ANACONDA_SITES (JSON) and ANACONDA_SITES__<N>__<F>."""
+    sites: dict[str, dict[str, Any]] = {}
+    for name, table in _toml_table(document, "sites").items():
+        if not isinstance(table, dict):
+            raise _bad(f"{config_path} [sites]", f"sites.{name} is not a table",
+                       f'Write it as [sites.{name}] with domain = "..."')
+        sites[name] = dict(table)
+    for key, value, var in _env_items(environ, "ANACONDA_SITES"):
+        if key == "":
+            for name, table in _parse_json_dict(value, f"environment variable {var}").items():
+                sites.setdefault(name, {}).update(table if isinstance(table, dict) else {})
+        elif key.startswith("__") and key.count("__") >= 2:
+            _, name, field = key.split("__", 2)
+            sites.setdefault(name, {})[field] = value
+    return sites
+
+
+# -- Merge ----------------------------------------------------------------------------------------
+
+
+def _merge(target: dict[str, Any], value: dict[str, Any]) -> None:
+    for key, item in value.items():
+        if isinstance(item, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], item)
+        else:
+            target[key] = item
+
+
+def _apply(
+    values: dict[str, Any], sources: dict[str, str], layer: list[tuple[str, Any, str]],
+    from_text: bool,
+) -> None:
+    """Lay one source over the values so far; dicts deep-merge as in the reference."""
+    for field, raw, source in layer:
+        value = _parse_field(field, raw, source, from_text)
+        if isinstance(value, dict) and isinstance(values.get(field), dict):
+            merged = _thaw(values[field])
+            _merge(merged, value)
+            values[field] = merged
+            sources[field] = f"{sources[field]} + {source}"
+        else:
+            values[field] = value
+            sources[field] = source
+
+
+def _toml_layer(table: Mapping[str, Any], label: str) -> list[tuple[str, Any, str]]:
+    return [(k, v, f"{label} {k}") for k, v in table.items() if k in _FIELDS]
+
+
+def _finish_values(
+    values: dict[str, Any], sources: dict[str, str], home: str | None,
+    environ: Mapping[str, str] | None,
+) -> None:
+    """Derived values: empty optionals become None, keyring_path is expanded."""
+    for name, (kind, _) in _FIELDS.items():
+        if values[name] == "" and (kind.startswith("opt") or kind in ("secret", "envversion")):
+            values[name] = None
+    path = values["keyring_path"]
+    if not path:
+        base = home or os.path.expanduser("~")
+        values["keyring_path"] = os.path.join(base, ".anaconda", "keyring")
+    else:
+        values["keyring_path"] = _expand_path(path, home, environ)
+    if values["client_cert_key"] and not values["client_cert"]:
+        raise _bad(sources["client_cert_key"], "client_cert_key is set without client_cert",
+                   "Set client_cert to the certificate file as well")
+
+
+def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None) -> str:
+    if environ is not None and "$" in path:
+        import string
+
+        path = string.Template(path).safe_substitute(environ)
+    if path.startswith("~") and home:
+        path = home + path[1:]
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def _config_path(environ: Mapping[str, str], home: str) -> str:
+    configured = environ.get("ANACONDA_CONFIG_TOML")
+    if configured:
+        return _expand_path(configured, home, environ)
+    return os.path.join(home, ".anaconda", "config.toml")
+
+
+def resolve_config(
+    site: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    home: str | None = None,
+    **overrides: Any,
+) -> Config:
+    """Resolve the settings of ``site`` (a site name or domain; default: the default site).
+
+    ``overrides`` are explicit values for any Config field and win over every other source.
+    ``environ``, ``cwd`` and ``home`` default to the process's own.
+    """
+    environ = os.environ if environ is None else environ
+    home = home or environ.get("HOME") or os.path.expanduser("~")
+    cwd = cwd or os.getcwd()
+    config_path = _config_path(environ, home)
+    document = _read_config_toml(config_path)
+    dotenv = _read_dotenv(os.path.join(cwd, ".env"))
+    secrets = _read_secrets_dir(
+        _expand_path(environ.get("ANACONDA_SECRETS_DIR", "/run/secrets"), home, environ)
+    )
+    secrets_dir = environ.get("ANACONDA_SECRETS_DIR", "/run/secrets")
+    for name in overrides:
+        if name not in _FIELDS:
+            raise ConfigError(f"resolve_config({name}=...): unknown setting {name!r}")
+
+    def text_layer(mapping: Mapping[str, str], prefix: str, describe: str) -> list[Any]:
+        return _text_values(_env_items(mapping, prefix), lambda var: f"{describe} {var}")
+
+    # Highest first, in the reference's order; each a list of (field, raw value, source).
+    explicit = [(k, v, f"argument {k}=") for k, v in overrides.items() if v is not None]
+    auth_env = text_layer(environ, "ANACONDA_AUTH_", "environment variable")
+    auth_secrets = text_layer(secrets, "ANACONDA_AUTH_", f"secret file {secrets_dir}/")
+    auth_dotenv = text_layer(dotenv, "ANACONDA_AUTH_", f"{os.path.join(cwd, '.env')}:")
+    legacy = (
+        _toml_layer(_toml_table(document, "plugin", "cloud"), f"{config_path} [plugin.cloud]")
+        + text_layer(dotenv, "ANACONDA_CLOUD_", f"{os.path.join(cwd, '.env')}:")
+        + text_layer(secrets, "ANACONDA_CLOUD_", f"secret file {secrets_dir}/")
+        + text_layer(environ, "ANACONDA_CLOUD_", "environment variable")
+    )
+    plugin_auth = _toml_layer(_toml_table(document, "plugin", "auth"), f"{config_path} [plugin.auth]")
+
+    def first(field: str, *layers: list[Any]) -> str | None:
+        for layer in layers:
+            for name, value, _ in reversed(layer):
+                if name == field and isinstance(value, str) and value:
+                    return value
+        return None
+
+    default_site = _text_lookup((environ, secrets, dotenv), "ANACONDA_DEFAULT_SITE") or (
+        document.get("default_site")
+    )
+    sites = _configured_sites(document, environ, config_path)
+    top = (explicit, auth_env, auth_secrets, auth_dotenv)
+    requested_site = site or first("site", *top)
+    chosen = _select_site(
+        sites, requested_site, first("domain", *top),
+        default_site if isinstance(default_site, str) else None, config_path,
+    )
+    site_layer = []
+    if chosen is not None:
+        site_layer = _toml_layer(sites[chosen], f"{config_path} [sites.{chosen}]")
+
+    values = {name: default for name, (_, default) in _FIELDS.items()}
+    sources = {name: "default" for name in _FIELDS}
+    _apply(values, sources, _conda_values(environ, home), from_text=True)
+    _apply(values, sources, plugin_auth, from_text=False)
+    _apply(values, sources, legacy, from_text=True)
+    _apply(values, sources, site_layer, from_text=False)
+    for layer in (auth_dotenv, auth_secrets, auth_env, explicit):
+        _apply(values, sources, layer, from_text=True)
+    _warn_legacy(legacy)
+    _finish_values(values, sources, home, environ)
+    values["site"] = chosen if chosen is not None else values["domain"]
+    sources["site"] = f"{config_path} [sites.{chosen}]" if chosen is not None else "domain"
+    return Config(values, sources, config_path)
+
+
+def _warn_legacy(legacy: list[tuple[str, Any, str]]) -> None:
+    if not legacy:
+        return
+    fields = ", ".join(f'"{f}"' for f in sorted({f for f, _, _ in legacy}))
+    message = (
+        "The following fields have been set using legacy environment variables prefixed with "
+        f"'ANACONDA_CLOUD_' or in the 'plugin.cloud' section of config.toml: {fields}. Rename the "
+        "variables to ANACONDA_AUTH_..., or the section to [plugin.auth]."
+    )
+    if message not in _warned:
+        print(f"anaconda_auth: deprecated: {message}", file=sys.stderr)
+    _warn_once(message, DeprecationWarning)
+
+
+def configured_sites(
+    *, environ: Mapping[str, str] | None = None, home: str | None = None,
+    cwd: str | None = None,
+) -> tuple[list[str], str | None, str]:
+    """(site names in file order, the default site's name, config path) as ``sites`` shows them."""
+    environ = os.environ if environ is None else environ
+    home = home or environ.get("HOME") or os.path.expanduser("~")
+    path = _config_path(environ, home)
+    document = _read_config_toml(path)
+    sites = _configured_sites(document, environ, path)
+    if not sites:
+        return [DEFAULT_DOMAIN], DEFAULT_DOMAIN, path
+    default = resolve_config(environ=environ, home=home, cwd=cwd).site
+    return list(sites), default if default in sites else None, path
+
+
+# =================================================================================================
+# Token storage
+# Owns the stored API keys: the reference's payload format (base64 of compact JSON under service
+# "Anaconda Cloud", user = domain), the file store ~/.anaconda/keyring (private, atomic, locked,
+# never overwritten when corrupt), the OS keyring through ``keyring`` (every call under a
+# timeout), legacy-domain migration, and the one place that decides which key is used.
+# Storage never touches the network.
+# =================================================================================================
+
+_SYSTEM_KEYRING_TIMEOUT = 5.0
+
+
+def _encode_token(domain: str, api_key: str, username: str | None = None,
+                  repo_tokens: list[Any] | None = None) -> str:
+    """The stored value, byte-identical to the reference's TokenInfo (None fields omitted)."""
+    import base64
+    import json
+
+    payload: JSONDict = {"domain": domain, "api_key": api_key}
+    if username is not None:
+        payload["username"] = username
+    payload["repo_tokens"] = repo_tokens or []
+    payload["version"] = TOKEN_INFO_VERSION
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def _decode_token(value: Any, where: str) -> JSONDict:
+    """A stored value back to its payload; StorageError naming ``where`` when it is damaged."""
+    import base64
+    import binascii
+    import json
+
+    try:
+        payload = json.loads(base64.b64decode(value, validate=True).decode("utf-8"))
+    except (TypeError, ValueError, binascii.Error):
+        raise StorageError(
+            f"{where} is not a valid stored token (expected base64-encoded JSON). "
+            f"Log in again with: {CLI_NAME} login --force"
+        ) from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("api_key"), str):
+        raise StorageError(
+            f"{where} has no api_key. Log in again with: {CLI_NAME} login --force"
+        )
+    payload.setdefault("repo_tokens", [])
+    payload.setdefault("version", TOKEN_INFO_VERSION)
+    return payload
+
+
+# -- Files: one atomic writer and one lock for everything this module writes ----------------------
+
+
+def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` (through a symlink, at its target) so readers see old or new, never half.
+
+    The temp file lives in the target's directory so the rename cannot cross file systems.
+    """
+    import tempfile
+
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class _FileLock:
+    """An exclusive cross-process lock on ``<path>.lock`` (fcntl on POSIX, msvcrt on Windows).
+
+    The lock lives beside the data file because the data file itself is replaced by rename.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.realpath(path) + ".lock"
+        self.fd = -1
+
+    def __enter__(self) -> Self:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(self.fd, msvcrt.LK_LOCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(self.fd, msvcrt.LK_UNLCK, 1)
+        os.close(self.fd)  # closing releases the fcntl lock
+
+
+# -- The file store -------------------------------------------------------------------------------
+
+
+def _storage_error(path: str, error: OSError, doing: str) -> StorageError:
+    if isinstance(error, IsADirectoryError):
+        problem = "is a directory, not the token store file"
+    elif isinstance(error, PermissionError):
+        problem = "cannot be accessed (permission denied)"
+    else:
+        problem = f"failed: {error.strerror or error}"
+    return StorageError(
+        f"{path} {problem} while {doing}. Nothing was changed. Fix or move that path aside "
+        f"(the file should be a regular file with mode 600), then log in again."
+    )
+
+
+def _file_store_read(path: str) -> dict[str, dict[str, str]]:
+    """The whole file store; {} when the file is missing or empty."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise _storage_error(path, e, "reading stored API keys") from None
+    except UnicodeDecodeError:
+        text = "\0"
+    if not text.strip():
+        return {}
+    import json
+
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise StorageError(
+            f"{path} is not valid JSON ({e}). It was left as it is. Move it aside "
+            f"(mv {path} {path}.bad) and log in again; copy any other entries back by hand."
+        ) from None
+    if not isinstance(data, dict) or not all(
+        isinstance(entries, dict) and all(isinstance(v, str) for v in entries.values())
+        for entries in data.values()
+    ):
+        raise StorageError(
+            f"{path} does not have the token store layout "
+            '{"<service>": {"<domain>": "<token>"}}. It was left as it is. Move it aside '
+            f"(mv {path} {path}.bad) and log in again."
+        )
+    return data
+
+
+def _file_store_write(path: str, data: Mapping[str, Mapping[str, str]]) -> None:
+    import json
+
+    try:
+        # json.dump's default separators and no newline: the reference's exact bytes.
+        _write_file_atomically(path, json.dumps(data).encode("utf-8"))
+    except OSError as e:
+        raise _storage_error(path, e, "saving the API key") from None
+
+
+class _FileStore:
+    """The reference's ``~/.anaconda/keyring`` file, done safely."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.description = f"file {path}"
+
+    def get(self, username: str) -> str | None:
+        return _file_store_read(self.path).get(KEYRING_SERVICE, {}).get(username)
+
+    def update(self, change: Callable[[dict[str, str]], bool]) -> None:
+        """Read, ``change`` the service's entries in place, write back: all under the lock."""
+        try:
+            lock = _FileLock(self.path)
+            lock.__enter__()
+        except OSError as e:
+            raise _storage_error(self.path, e, "locking the token store") from None
+        try:
+            data = _file_store_read(self.path)
+            entries = data.setdefault(KEYRING_SERVICE, {})
+            if change(entries):
+                _file_store_write(self.path, data)
+        finally:
+            lock.__exit__()
+
+    def set(self, username: str, value: str) -> None:
+        def put(entries: dict[str, str]) -> bool:
+            entries[username] = value
+            return True
+
+        self.update(put)
+
+    def delete(self, username: str) -> bool:
+        deleted = []
+
+        def remove(entries: dict[str, str]) -> bool:
+            deleted.append(entries.pop(username, None) is not None)
+            return deleted[0]
+
+        if not os.path.exists(self.path):
+            return False
+        self.update(remove)
+        return deleted[0]
+
+
+# -- The OS keyring -------------------------------------------------------------------------------
+
+
+def _call_with_timeout(function: Callable[..., Any], *args: Any) -> Any:
+    """Run a keyring call in a daemon thread: a locked Secret Service must not hang a login."""
+    import threading
+
+    result: list[Any] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(function(*args))
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            error.append(e)
+
+    thread = threading.Thread(target=run, daemon=True, name="anaconda_auth-keyring")
+    thread.start()
+    thread.join(_SYSTEM_KEYRING_TIMEOUT)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer within {_SYSTEM_KEYRING_TIMEOUT:g} s")
+    if error:
+        raise error[0]
+    return result[0] if result else None
+
+
+class _SystemStore:
+    """The OS keyring (macOS Keychain, Windows Credential Manager, Secret Service) via keyring."""
+
+    def __init__(self, backend: Any) -> None:
+        self.backend = backend
+        self.description = f"system keyring ({type(backend).__module__}.{type(backend).__name__})"
+
+    def get(self, username: str) -> str | None:
+        value = _call_with_timeout(self.backend.get_password, KEYRING_SERVICE, username)
+        return value if isinstance(value, str) else None
+
+    def set(self, username: str, value: str) -> None:
+        _call_with_timeout(self.backend.set_password, KEYRING_SERVICE, username, value)
+
+    def delete(self, username: str) -> bool:
+        if self.get(username) is None:
+            return False
+        _call_with_timeout(self.backend.delete_password, KEYRING_SERVICE, username)
+        return True
+
+
+def _system_backend() -> Any:
+    """The ``keyring`` package's backend, or raise saying why there is no usable OS keyring."""
+    try:
+        import keyring
+    except ImportError:
+        raise RuntimeError("the 'keyring' package is not installed") from None
+    backend = _call_with_timeout(keyring.get_keyring)
+    name = f"{type(backend).__module__}.{type(backend).__name__}"
+    if name.startswith(("keyring.backends.fail", "keyring.backends.null")) or (
+        name == "keyring.backends.chainer.ChainerBackend" and not backend.backends
+    ):
+        raise RuntimeError(f"no OS keyring is available ({name})")
+    return backend
+
+
+def _stores(config: Config) -> list[Any]:
+    """Where keys are kept, preferred first: [system, file] or [file]."""
+    file_store = _FileStore(config.keyring_path)
+    if config.preferred_token_storage != "system":
+        return [file_store]
+    try:
+        return [_SystemStore(_system_backend()), file_store]
+    except Exception as e:  # noqa: BLE001 - any keyring failure means "use the file"
+        _warn_system_fallback(e, file_store)
+        return [file_store]
+
+
+def _warn_system_fallback(error: BaseException, file_store: _FileStore) -> None:
+    reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+    _warn_once(f"The system keyring is not usable ({reason}); using {file_store.path} instead.")
+
+
+# -- Loading and saving keys ----------------------------------------------------------------------
+
+
+def _load_stored_token(config: Config) -> tuple[JSONDict | None, str]:
+    """(payload, where it came from) for the site's domain; legacy domains migrate on read.
+
+    With ``system`` storage the file is read too when the OS keyring has no entry, as the
+    reference's keyring chain does, so switching storage does not log anybody out.
+    """
+    stores = _stores(config)
+    for store in stores:
+        try:
+            payload = _load_from_store(store, config.domain)
+        except AnacondaAuthError:
+            raise
+        except Exception as e:  # noqa: BLE001 - OS keyrings raise anything
+            _warn_system_fallback(e, stores[-1])
+            continue
+        if payload is not None:
+            return payload, store.description
+    return None, stores[0].description
+
+
+def _load_from_store(store: Any, domain: str) -> JSONDict | None:
+    value = store.get(domain)
+    if value is not None:
+        return _decode_token(value, f"{store.description}, entry {domain}")
+    for legacy in LEGACY_DOMAINS.get(domain, ()):
+        value = store.get(legacy)
+        if value is not None:
+            return _migrate_legacy(store, domain, legacy, value)
+    return None
+
+
+def _migrate_legacy(store: Any, domain: str, legacy: str, value: str) -> JSONDict:
+    """Move an ``anaconda.cloud`` entry to ``anaconda.com``, as the reference does on read."""
+    payload = _decode_token(value, f"{store.description}, entry {legacy}")
+    payload["domain"], payload["version"] = domain, TOKEN_INFO_VERSION
+    encoded = _encode_token(domain, payload["api_key"], payload.get("username"),
+                            payload.get("repo_tokens"))
+    if isinstance(store, _FileStore):
+        def move(entries: dict[str, str]) -> bool:
+            entries.setdefault(domain, encoded)
+            entries.pop(legacy, None)
+            return True
+
+        store.update(move)
+    else:
+        store.set(domain, encoded)
+        store.delete(legacy)
+    return payload
+
+
+def _save_api_key(config: Config, api_key: str) -> str:
+    """Store ``api_key`` for the site; keeps the stored username and repo tokens. Returns where."""
+    stores = _stores(config)
+
+    def existing(value: str | None) -> JSONDict:
+        try:
+            return _decode_token(value, "") if value else {}
+        except StorageError:
+            return {}  # a damaged entry is the one being replaced
+
+    def save(store: Any) -> str:
+        if isinstance(store, _FileStore):
+            def put(entries: dict[str, str]) -> bool:
+                old = existing(entries.get(config.domain))
+                entries[config.domain] = _encode_token(
+                    config.domain, api_key, old.get("username"), old.get("repo_tokens"))
+                return True
+
+            store.update(put)
+        else:
+            old = existing(store.get(config.domain))
+            store.set(config.domain, _encode_token(
+                config.domain, api_key, old.get("username"), old.get("repo_tokens")))
+        return str(store.description)
+
+    try:
+        return save(stores[0])
+    except AnacondaAuthError:
+        raise
+    except Exception as e:
+        if len(stores) == 1:
+            raise
+        _warn_system_fallback(e, stores[-1])
+        return save(stores[-1])
+
+
+def _delete_stored_tokens(config: Config) -> bool:
+    """Delete the site's entries (and legacy ones) from every store that may hold them."""
+    names = (config.domain, *LEGACY_DOMAINS.get(config.domain, ()))
+    deleted = False
+    for store in _stores(config):
+        for name in names:
+            try:
+                deleted = store.delete(name) or deleted
+            except AnacondaAuthError:
+                raise
+            except Exception as e:  # noqa: BLE001 - OS keyrings raise anything
+                _warn_system_fallback(e, _FileStore(config.keyring_path))
+                break
+    return deleted
+
+
+def _jwt_claims(token: str) -> JSONDict | None:
+    """The claims of a JWT, read without checking the signature; None when not a JWT."""
+    import base64
+    import json
+
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, TypeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def key_expiry(api_key: str) -> float | None:
+    """Epoch seconds (UTC) when ``api_key`` expires, from its JWT ``exp``; None when unknown."""
+    exp = (_jwt_claims(api_key) or {}).get("exp")
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+        return float(exp)
+    return None
+
+
+def _is_expired(api_key: str, now: float | None = None) -> bool:
+    # time.time() is seconds since the epoch in UTC whatever the local zone (the reference
+    # compared a local-time datetime with a UTC one and was off by the zone offset).
+    expiry = key_expiry(api_key)
+    return expiry is not None and expiry < (time.time() if now is None else now)
+
+
+def _format_utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _find_api_key(config: Config) -> tuple[str | None, str]:
+    """(key, where it came from): config api_key, then the config keyring, then the store."""
+    if config.api_key:
+        return config.api_key, config.sources.get("api_key", "configuration")
+    if config.keyring:
+        entries = config.keyring.get(KEYRING_SERVICE, {})
+        where = f"keyring setting from {config.sources.get('keyring', 'configuration')}"
+        for name in (config.domain, *LEGACY_DOMAINS.get(config.domain, ())):
+            if name in entries:
+                return _decode_token(entries[name], f"{where}, entry {name}")["api_key"], where
+        return None, where
+    payload, where = _load_stored_token(config)
+    return (payload["api_key"] if payload else None), where
+
+
+# =================================================================================================
+# Public API
+# The functions a program calls. Each takes a resolved Config (default: resolve_config()) and
+# combines the sections above; none of them prints.
+# =================================================================================================
+
+
+def get_api_key(config: Config | None = None) -> str:
+    """The API key for the site: from the configuration, else the token store.
+
+    Raises TokenNotFoundError when there is none and TokenExpiredError when its JWT ``exp`` has
+    passed. A key that is not a JWT, or has no ``exp``, has unknown expiry and is returned.
+    """
+    config = config or resolve_config()
+    api_key, where = _find_api_key(config)
+    if not api_key:
+        raise TokenNotFoundError(
+            f"Login is required: no API key for {config.domain} was found in {where}. "
+            f"Log in with: {_login_command(config)}"
+        )
+    expiry = key_expiry(api_key)
+    if expiry is not None and expiry < time.time():
+        raise TokenExpiredError(
+            f"The API key for {config.domain} (from {where}) expired on {_format_utc(expiry)}. "
+            f"Log in again with: {_login_command(config)} --force"
+        )
+    return api_key
+
+
+def _login_command(config: Config) -> str:
+    at = "" if config.site == DEFAULT_DOMAIN else f" --at {config.site}"
+    return f"{CLI_NAME}{at} login"
+
+
+def login(
+    config: Config | None = None,
+    *,
+    api_key: str | None = None,
+    force: bool = False,
+    flow: str | None = None,
+    open_browser: bool = True,
+    timeout: float | None = None,
+) -> str:
+    """Log in to the site and return its API key.
+
+    ``api_key=...`` stores a key obtained elsewhere (a bootstrap script provisioning a machine),
+    after checking it has not expired. Otherwise, unless ``force``, an unexpired key already
+    available is returned as is; else the interactive OpenID Connect login runs (``flow`` is
+    "device" or "browser"; default from ``use_device_flow``).
+    """
+    config = config or resolve_config()
+    if api_key is not None:
+        return _store_given_key(config, api_key)
+    if not force:
+        existing, _ = _find_api_key(config)
+        if existing and not _is_expired(existing):
+            return existing
+    return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout)
+
+
+def _store_given_key(config: Config, api_key: str) -> str:
+    api_key = api_key.strip()
+    if not api_key or any(c.isspace() for c in api_key):
+        raise AuthenticationError("The API key is empty or contains white space; nothing was stored.")
+    expiry = key_expiry(api_key)
+    if expiry is not None and expiry < time.time():
+        raise AuthenticationError(
+            f"The API key expired on {_format_utc(expiry)}; nothing was stored. "
+            "Create a new key and try again."
+        )
+    _save_api_key(config, api_key)
+    return api_key
+
+
+def _interactive_login(
+    config: Config, *, flow: str | None, open_browser: bool, timeout: float | None
+) -> str:
+    raise AuthenticationError(
+        "Interactive login is not available yet in this version. Store a key instead: "
+        f"{CLI_NAME} login --with-token < key.txt"
+    )
+
+
+def logout(config: Config | None = None) -> bool:
+    """Delete the site's stored API key (and legacy entries); True when something was deleted.
+
+    A key given by the configuration (``ANACONDA_AUTH_API_KEY``, ``api_key`` in config.toml, a
+    ``keyring`` setting) is not stored and so cannot be deleted: a warning says it still applies.
+    """
+    config = config or resolve_config()
+    deleted = _delete_stored_tokens(config)
+    if config.api_key or config.keyring:
+        field = "api_key" if config.api_key else "keyring"
+        _warn_once(
+            f"An API key for {config.domain} still comes from {config.sources.get(field)}; "
+            "remove it there to log out completely."
+        )
+    return deleted
+
+
+# =================================================================================================
+# Command line
+# ``python -m anaconda_auth``: parses arguments, calls the public API, prints. Data goes to
+# stdout, messages to stderr. Exit codes: 0 success, 1 failure, 2 bad usage or configuration,
+# 3 login required or key expired, 130 interrupted. No traceback unless --verbose.
+# =================================================================================================
+
+_LOGIN_ERRORS = (TokenNotFoundError, TokenExpiredError, LoginRequiredError, InvalidTokenError)
+_HIDDEN_SITE_FIELDS = (
+    "api_key", "auth_domain_override", "client_id", "hash_hostname", "keyring", "keyring_path",
+    "preferred_token_storage", "login_success_path", "login_error_path", "openid_config_path",
+    "oidc_request_headers", "redirect_uri", "env_manager_channel", "env_manager_package",
+    "env_manager_version", "login_timeout",
+)
+
+
+def _exit_code(error: BaseException) -> int:
+    if isinstance(error, _LOGIN_ERRORS):
+        return 3
+    if isinstance(error, ConfigError):
+        return 2
+    return 1
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _is_interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _ask_yes_no(question: str) -> bool:
+    """Ask on the terminal; anything but y/yes is no."""
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:
+        _say("")
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _print_json(value: Any) -> None:
+    import json
+
+    print(json.dumps(value, indent=2, sort_keys=True, default=str))
+
+
+def _config_for(args: Any, **overrides: Any) -> Config:
+    return resolve_config(args.at, **overrides)
+
+
+def _offer_login(config: Config, error: AnacondaAuthError, action: Callable[[], int]) -> int:
+    """On a terminal, offer to log in when a command needs it, then run the command again."""
+    if not _is_interactive():
+        raise error
+    _say(f"{type(error).__name__}: {error}")
+    if not _ask_yes_no("Continue with interactive login? [y/n]: "):
+        _say(
+            "To configure your credentials you can run\n"
+            f"  {_login_command(config)}\n"
+            "or set your API key using the ANACONDA_AUTH_API_KEY env var\n"
+            "or set\n\n[plugin.auth]\napi_key = \"<api-key>\"\n\n"
+            f"in {config.config_path}"
+        )
+        return 3
+    login(config, force=True)
+    return action()
+
+
+def _cmd_api_key(args: Any) -> int:
+    config = _config_for(args)
+
+    def show() -> int:
+        print(get_api_key(config))
+        return 0
+
+    try:
+        return show()
+    except _LOGIN_ERRORS as e:
+        return _offer_login(config, e, show)
+
+
+def _cmd_login(args: Any) -> int:
+    overrides = {} if args.ssl_verify is None else {"ssl_verify": args.ssl_verify}
+    config = _config_for(args, **overrides)
+    if args.with_token:
+        if sys.stdin.isatty():
+            _say("Paste the API key, then press Enter:")
+            key = sys.stdin.readline().strip()
+        else:
+            key = sys.stdin.read().strip()
+        if not key:
+            _say("error: no API key on standard input (pipe it in: ... login --with-token < key.txt)")
+            return 2
+        login(config, api_key=key)
+        _say(f"✓ Stored the API key for {config.domain} ({_store_summary(config)}).")
+        if config.api_key:
+            _say(f"Note: {config.sources.get('api_key')} still sets the key that is used.")
+        return 0
+    existing, where = _find_api_key(config)
+    if existing and not _is_expired(existing) and not args.force:
+        expiry = key_expiry(existing)
+        until = f" until {_format_utc(expiry)}" if expiry else ""
+        if not _is_interactive() or not _ask_yes_no(
+            f"You are already logged into Anaconda ({config.domain}){until}. "
+            "Would you like to force a new login? [y/n] (n): "
+        ):
+            _say(f"Already logged in to {config.domain}{until} (key from {where}). "
+                 "Use --force to log in again.")
+            return 0
+    flow = "device" if args.device else "browser" if args.browser else None
+    login(config, force=True, flow=flow, open_browser=not args.no_browser)
+    _say(f"✓ Logged in to {config.domain}.")
+    return 0
+
+
+def _store_summary(config: Config) -> str:
+    return "system keyring" if config.preferred_token_storage == "system" else config.keyring_path
+
+
+def _cmd_logout(args: Any) -> int:
+    config = _config_for(args)
+    if logout(config):
+        _say(f"Logged out of {config.domain}.")
+    else:
+        _say(f"No stored API key for {config.domain}; nothing to do.")
+    return 0
+
+
+def _key_status(config: Config) -> JSONDict:
+    """What ``status`` reports: never the key itself."""
+    api_key, where = _find_api_key(config)
+    expiry = key_expiry(api_key) if api_key else None
+    now = time.time()
+    return {
+        "site": config.site,
+        "domain": config.domain,
+        "logged_in": bool(api_key) and not (expiry is not None and expiry < now),
+        "key_source": where if api_key else None,
+        "storage": config.preferred_token_storage,
+        "keyring_path": config.keyring_path,
+        "expires_at": _format_utc(expiry) if expiry is not None else None,
+        "expired": expiry is not None and expiry < now,
+        "days_left": int((expiry - now) // 86400) if expiry is not None and expiry >= now else None,
+    }
+
+
+def _cmd_status(args: Any) -> int:
+    status = _key_status(_config_for(args))
+    if args.json:
+        _print_json(status)
+    else:
+        if not status["key_source"]:
+            expiry_text = "-"
+        elif status["expires_at"] is None:
+            expiry_text = "unknown (the key is not a JWT with an exp claim)"
+        elif status["expired"]:
+            expiry_text = f"{status['expires_at']} (expired)"
+        else:
+            expiry_text = f"{status['expires_at']} ({status['days_left']} days left)"
+        rows = [
+            ("Site", status["site"]),
+            ("Domain", status["domain"]),
+            ("Logged in", "yes" if status["logged_in"] else "no"),
+            ("Key source", status["key_source"] or "none"),
+            ("Storage", f"{status['storage']} ({status['keyring_path']})"),
+            ("Expires", expiry_text),
+        ]
+        for label, value in rows:
+            print(f"{label + ':':12} {value}")
+    return 0 if status["logged_in"] else 3
+
+
+def _cmd_config(args: Any) -> int:
+    config = _config_for(args)
+    shown = {n: _masked(n, getattr(config, n)) for n in _FIELDS}
+    if args.json:
+        _print_json({
+            "config_path": config.config_path,
+            "values": {n: {"value": shown[n], "source": config.sources[n]} for n in _FIELDS},
+        })
+        return 0
+    import json
+
+    print(f"# config file: {config.config_path}")
+    for name in _FIELDS:
+        print(f"{name} = {json.dumps(shown[name], default=str)}  # {config.sources[name]}")
+    return 0
+
+
+def _cmd_sites_list(args: Any) -> int:
+    names, default, _ = configured_sites()
+    rows = [("Site name", "Domain name", "Default site", "Logged in")]
+    for name in names:
+        config = resolve_config(name)
+        try:
+            logged_in = _find_api_key(config)[0] is not None
+        except StorageError:
+            logged_in = False
+        rows.append((name, config.domain, "✔︎" if name == default else "",
+                     "✔︎" if logged_in else ""))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if index == 0:
+            print("  ".join("-" * width for width in widths))
+    _say(f"To view full site details use {CLI_NAME} sites show [name or domain]")
+    return 0
+
+
+def _cmd_sites_show(args: Any) -> int:
+    if args.all:
+        environ = os.environ
+        home = environ.get("HOME") or os.path.expanduser("~")
+        path = _config_path(environ, home)
+        sites = _configured_sites(_read_config_toml(path), environ, path)
+        raw = {name: {k: _masked(k, v) for k, v in table.items() if k != "site"}
+               for name, table in sites.items()}
+        _print_json(raw or {DEFAULT_DOMAIN: {}})
+        return 0
+    config = resolve_config(args.site or args.at)
+    fields = [n for n in _FIELDS if n != "site"
+              and (args.show_hidden or n not in _HIDDEN_SITE_FIELDS)]
+    shown = {"site": config.site, **{n: _masked(n, getattr(config, n)) for n in fields}}
+    _print_json(shown)
+    return 0
+
+
+def _build_parser() -> Any:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog=CLI_NAME, description="Log in to Anaconda and manage the API key.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, "
+               "3 login required or key expired, 130 interrupted.",
+    )
+    parser.add_argument("--at", metavar="SITE", help="site name or domain (default: default site)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks")
+    parser.add_argument("--version", "-V", action="version", version=f"anaconda_auth {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, handler: Callable[[Any], int], help: str) -> Any:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    login_parser = command("login", _cmd_login, "log in and store an API key")
+    login_parser.add_argument("--force", action="store_true", help="log in even when logged in")
+    flow = login_parser.add_mutually_exclusive_group()
+    flow.add_argument("--device", action="store_true", help="use the device code flow")
+    flow.add_argument("--browser", action="store_true", help="use the browser (PKCE) flow")
+    login_parser.add_argument("--no-browser", action="store_true",
+                              help="never open a browser; print the URL instead")
+    login_parser.add_argument("--with-token", action="store_true",
+                              help="read an API key from standard input and store it")
+    verify = login_parser.add_mutually_exclusive_group()
+    verify.add_argument("--ssl-verify", dest="ssl_verify", action="store_true", default=None,
+                        help="verify TLS certificates (overrides the configuration)")
+    verify.add_argument("--no-ssl-verify", dest="ssl_verify", action="store_false",
+                        help="do not verify TLS certificates")
+    command("logout", _cmd_logout, "delete the stored API key")
+    command("api-key", _cmd_api_key, "print the API key (the only command that shows it)")
+    status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+    config = command("config", _cmd_config, "show resolved settings and where each came from")
+    config.add_argument("--json", action="store_true", help="print JSON")
+    sites = command("sites", lambda args: _usage(sites), "list and show configured sites")
+    site_commands = sites.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
+    site_commands.add_parser("list", help="list the configured sites").set_defaults(
+        handler=_cmd_sites_list)
+    show = site_commands.add_parser("show", help="show one site's resolved settings")
+    show.set_defaults(handler=_cmd_sites_show)
+    show.add_argument("site", nargs="?", help="site name or domain (default: default site)")
+    show.add_argument("--all", action="store_true", help="every site's raw table")
+    show.add_argument("--show-hidden", action="store_true", help="include rarely used fields")
+    return parser
+
+
+def _usage(parser: Any) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    if not issubclass(category, DeprecationWarning):  # already said in one stderr line
+        _say(f"warning: {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    import warnings
+
+    warnings.showwarning = _show_warning
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        _say("Interrupted.")
+        return 130
+    except BrokenPipeError:  # the reader went away (``... | head``): nothing more to say
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the exit flush quiet
+        return 1
+    except AnacondaAuthError as e:
+        if args.verbose:
+            raise
+        _say(f"{type(e).__name__}: {e}")
+        return _exit_code(e)
+    except Exception as e:
+        if args.verbose:
+            raise
+        _say(f"Unexpected error: {type(e).__name__}: {e}\nRun again with --verbose for details.")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
