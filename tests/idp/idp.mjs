@@ -1,0 +1,103 @@
+// A real OpenID Provider (panva/oidc-provider 9.x) on loopback, for anaconda_auth's tests only.
+//
+// Started by the `oidc_provider` fixture in conftest.py:
+//     TLS_CERT=leaf.pem TLS_KEY=leaf.key node tests/idp/idp.mjs
+// It listens on 127.0.0.1 port 0 (or $PORT), and only then builds the Provider, so the issuer
+// carries the real port. It prints exactly ONE JSON line on stdout when it is ready:
+//     {"issuer":"https://127.0.0.1:<port>","port":<port>,"pid":<pid>,"startup_ms":<ms>}
+// and nothing else (QUIET=0 lets oidc-provider's own warnings and notices through).
+// It exits when its stdin closes, so a test run that dies leaves no provider behind.
+//
+// This file must sit next to node_modules: ESM resolves packages from the script's location.
+// Install with `npm ci` in this directory (scripts/test-all does that).
+
+import http from 'node:http';
+import https from 'node:https';
+import fs from 'node:fs';
+
+const started = process.hrtime.bigint();
+const quiet = process.env.QUIET !== '0';
+if (quiet) {
+  // oidc-provider warns (Node version, dev keys, dev interactions) at import time and prints
+  // NOTICE lines lazily; silence both before the dynamic import below, so the ready line is
+  // the only output.
+  console.warn = () => {};
+  console.info = () => {};
+}
+const { default: Provider } = await import('oidc-provider');
+
+const CLIENT_ID = process.env.CLIENT_ID || 'anaconda-cli-test';
+const tlsCert = process.env.TLS_CERT;
+const tlsKey = process.env.TLS_KEY;
+const scheme = tlsCert ? 'https' : 'http';
+const server = tlsCert
+  ? https.createServer({ cert: fs.readFileSync(tlsCert), key: fs.readFileSync(tlsKey) })
+  : http.createServer();
+server.keepAliveTimeout = 5000;
+
+await new Promise((resolve, reject) => {
+  server.once('error', reject);
+  server.listen(Number(process.env.PORT || 0), '127.0.0.1', resolve);
+});
+const port = server.address().port;
+const issuer = `${scheme}://127.0.0.1:${port}`;
+
+// The login form of devInteractions accepts any login/password; the login becomes the account id.
+function claimsFor(id) {
+  const first = id.charAt(0).toUpperCase() + id.slice(1);
+  return {
+    sub: id,
+    email: `${id}@example.test`,
+    email_verified: true,
+    name: `${first} Tester`,
+    given_name: first,
+    family_name: 'Tester',
+    preferred_username: id,
+  };
+}
+
+const provider = new Provider(issuer, {
+  clients: [{
+    client_id: CLIENT_ID,
+    application_type: 'native', // RFC 8252 §7.3: any loopback port matches the registered one
+    token_endpoint_auth_method: 'none',
+    grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+    response_types: ['code'],
+    redirect_uris: [
+      'http://127.0.0.1:8000/auth/oidc',
+      'http://localhost:8000/auth/oidc',
+      'http://[::1]:8000/auth/oidc',
+    ],
+  }],
+  pkce: { required: () => true },
+  scopes: ['openid', 'email', 'profile', 'offline_access'],
+  claims: {
+    openid: ['sub'],
+    email: ['email', 'email_verified'],
+    profile: ['name', 'given_name', 'family_name', 'preferred_username'],
+  },
+  findAccount: async (ctx, id) => ({ accountId: id, claims: async () => claimsFor(id) }),
+  cookies: { keys: ['test-only-cookie-key'] },
+  features: {
+    devInteractions: { enabled: true },
+    deviceFlow: { enabled: true },
+    revocation: { enabled: true },
+    introspection: { enabled: true },
+  },
+  // Numeric ttls: the default functions print NOTICE lines the first time they run.
+  ttl: {
+    AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 600, DeviceCode: 600,
+    IdToken: 3600, RefreshToken: 86400, Interaction: 600, Session: 86400, Grant: 86400,
+  },
+});
+provider.proxy = false;
+
+server.on('request', provider.callback());
+
+process.stdin.on('end', () => process.exit(0));
+process.stdin.on('error', () => process.exit(0));
+process.stdin.resume();
+for (const sig of ['SIGTERM', 'SIGINT']) process.on(sig, () => process.exit(0));
+
+const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
+process.stdout.write(JSON.stringify({ issuer, port, pid: process.pid, startup_ms: Math.round(startupMs) }) + '\n');
