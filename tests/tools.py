@@ -1,0 +1,103 @@
+"""Small helpers shared by the real-part fixtures: finding tools, waiting without sleeping blindly.
+
+A missing tool is a test FAILURE with a message that says how to install it. Only when
+``ANACONDA_AUTH_TEST_ALLOW_SKIP=1`` is set and ``CI`` is not, it becomes a skip (for a developer
+who deliberately runs a subset on a machine without, say, Chromium).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from typing import Callable, Optional, Sequence
+
+LOOPBACK = "127.0.0.1"
+TRUTHY = {"1", "true", "yes", "on"}
+
+
+def _env_true(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in TRUTHY
+
+
+def missing_part(message: str) -> None:
+    """Fail the current test (or skip it, only when explicitly allowed outside CI)."""
+    import pytest
+
+    if _env_true("ANACONDA_AUTH_TEST_ALLOW_SKIP") and not _env_true("CI"):
+        pytest.skip(message)
+    pytest.fail(message, pytrace=False)
+
+
+def require_executable(name: str, install_hint: str, candidates: Sequence[str] = ()) -> str:
+    """Absolute path of an executable, or fail the test saying how to install it."""
+    for candidate in candidates:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which(name)
+    if found:
+        return found
+    missing_part(f"required test tool {name!r} was not found on PATH; install it with: {install_hint}")
+    raise AssertionError("unreachable")
+
+
+def free_port(host: str = LOOPBACK) -> int:
+    """A port that was free a moment ago (for programs that cannot listen on port 0 themselves)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_until(
+    predicate: Callable[[], object],
+    timeout: float,
+    what: str,
+    proc: Optional[subprocess.Popen] = None,
+    diagnostics: Callable[[], str] = lambda: "",
+    step: float = 0.01,
+):
+    """Poll ``predicate`` until it returns something truthy, bounded by ``timeout`` seconds.
+
+    If ``proc`` exits meanwhile, or time runs out, raise RuntimeError naming ``what`` plus the
+    text from ``diagnostics`` (a log tail, say). Returns the predicate's value.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what}: process exited with {proc.returncode}\n{diagnostics()}")
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"{what}: not ready after {timeout:.1f} s\n{diagnostics()}")
+        # A bounded poll step, not a synchronisation sleep: the predicate is what we wait on.
+        time.sleep(step)
+
+
+def port_accepts(host: str, port: int) -> bool:
+    """True if a TCP connect to host:port succeeds right now."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Terminate a child we started (by its own handle, never by name), then kill if needed."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
