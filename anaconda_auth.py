@@ -85,6 +85,8 @@ CLI_NAME = "python -m anaconda_auth"
 class AnacondaAuthError(Exception):
     """Base class of every error raised by anaconda_auth."""
 
+    response: Response | None = None  # the HTTP response behind the error, when there is one
+
 
 class ConfigError(AnacondaAuthError, ValueError):
     """A setting is invalid; the message names its source (file and line, or variable)."""
@@ -414,9 +416,7 @@ def _import_toml(path: str) -> Any:
 
         return tomllib
     try:
-        import tomli
-
-        return tomli
+        return __import__("tomli")
     except ImportError:
         raise ConfigError(
             f"{path} exists but Python {sys.version_info[0]}.{sys.version_info[1]} cannot read "
@@ -1348,6 +1348,491 @@ def _find_api_key(config: Config) -> tuple[str | None, str]:
 
 
 # =================================================================================================
+# HTTP
+# Owns every network call: ``request()`` and the ``Response`` it returns, on urllib3 alone (1.26
+# and 2.x). One connection pool per (TLS, proxy, client certificate) setting, kept for the
+# process; the bearer key only to the site's own hosts over https (or loopback); retries with
+# backoff that never resend a body the server may have seen. Nothing here writes to disk.
+# =================================================================================================
+
+_IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
+_MAX_REDIRECTS = 5
+_LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+_CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+_pools: dict[tuple[Any, ...], Any] = {}
+
+
+class Response:
+    """A complete HTTP response: ``status``, ``reason``, ``headers`` (case-insensitive),
+    ``body`` (bytes), ``url`` (after redirects), ``text``, ``json()``, ``ok``,
+    ``raise_for_status()``."""
+
+    __slots__ = ("body", "headers", "reason", "sent_auth", "status", "url")
+
+    def __init__(self, status: int, reason: str, headers: Mapping[str, str], body: bytes,
+                 url: str, sent_auth: bool) -> None:
+        self.status = status
+        self.reason = reason
+        self.headers = headers
+        self.body = body
+        self.url = url
+        self.sent_auth = sent_auth  # whether the final request carried the bearer key
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.url}>"
+
+    @property
+    def ok(self) -> bool:
+        return self.status < 400
+
+    @property
+    def text(self) -> str:
+        content_type = self.headers.get("Content-Type", "")
+        charset = "utf-8"
+        for part in content_type.split(";")[1:]:
+            name, _, value = part.strip().partition("=")
+            if name.lower() == "charset" and value:
+                charset = value.strip('"')
+        try:
+            return self.body.decode(charset, errors="replace")
+        except LookupError:
+            return self.body.decode("utf-8", errors="replace")
+
+    def json(self) -> Any:
+        import json
+
+        try:
+            return json.loads(self.body)
+        except ValueError:
+            kind = self.headers.get("Content-Type") or "no content type"
+            raise HTTPError(
+                f"The response from {self.url} (HTTP {self.status}, {kind}) is not JSON: "
+                f"{_excerpt(self.text)}", self,
+            ) from None
+
+    def error_code(self) -> str | None:
+        """``error.code`` of an Anaconda JSON error body, if there is one."""
+        try:
+            error = self.json().get("error")
+        except (AnacondaAuthError, AttributeError):
+            return None
+        return error.get("code") if isinstance(error, dict) else None
+
+    def raise_for_status(self) -> None:
+        """Raise for 4xx/5xx: LoginRequiredError / InvalidTokenError when the server says
+        ``auth_required``, else HTTPError with the status and a short excerpt of the body."""
+        if self.ok:
+            return
+        error: AnacondaAuthError
+        if self.status in (401, 403) and self.error_code() == "auth_required":
+            if self.sent_auth:
+                error = InvalidTokenError("Your API key or login token is invalid.")
+            else:
+                error = LoginRequiredError(
+                    "You must login before using this API endpoint or provide an api_key to "
+                    "your client."
+                )
+            error.response = self
+            raise error
+        side = "Client" if self.status < 500 else "Server"
+        raise HTTPError(
+            f"{self.status} {side} Error: {self.reason} for url: {self.url}"
+            + (f": {_excerpt(self.text)}" if self.body else ""), self,
+        )
+
+
+def _excerpt(text: str, limit: int = 200) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+# -- Request headers ------------------------------------------------------------------------------
+
+_hostname_headers: dict[bool, str] = {}
+
+
+def _client_hostname(hashed: bool) -> str:
+    """X-Client-Hostname as the reference sends it: blake2b-16 of the host name, URL-safe."""
+    if hashed not in _hostname_headers:
+        import socket
+
+        try:
+            name = socket.gethostname()
+        except OSError:
+            name = ""
+        name = name.removesuffix(".local")
+        if hashed:
+            import base64
+            import hashlib
+
+            digest = hashlib.blake2b(name.encode(), digest_size=16, person=b"hostname").digest()
+            name = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+        _hostname_headers[hashed] = name
+    return _hostname_headers[hashed]
+
+
+def _request_headers(config: Config, headers: Mapping[str, str] | None,
+                     api_version: str | None) -> dict[str, str]:
+    merged = {
+        "User-Agent": f"anaconda-auth/{__version__} (anaconda_auth.py)",
+        "X-Client-Hostname": _client_hostname(config.hash_hostname),
+        "Accept": "*/*",
+    }
+    if api_version:
+        merged["Api-Version"] = api_version
+    if headers:
+        merged.update(headers)
+    present = {name.lower() for name in merged}
+    for name, value in (config.extra_headers or {}).items():
+        if name.lower() not in present:  # extra headers never override ours or the caller's
+            merged[name] = value
+    return merged
+
+
+# -- Bearer key -----------------------------------------------------------------------------------
+
+
+def _host_port(url: str) -> tuple[str, str, int | None]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _may_carry_key(url: str, config: Config) -> bool:
+    """The key goes only to the site's own hosts, and only over https unless on loopback."""
+    scheme, host, port = _host_port(url)
+    if scheme != "https" and not (scheme == "http" and host in _LOOPBACK_HOSTS):
+        return False
+    from urllib.parse import urlsplit
+
+    for domain in {config.domain, config.auth_domain}:
+        site = urlsplit(f"https://{domain}")
+        if host == (site.hostname or "").lower() and (site.port is None or site.port == port):
+            return True
+    return False
+
+
+def _bearer_key(config: Config, api_key: str | None) -> str | None:
+    """The key to send: explicit, configured (no expiry check, as the reference), or stored and
+    unexpired. A missing or expired stored key sends nothing and raises nothing."""
+    if api_key:
+        return api_key
+    if config.api_key:
+        return config.api_key
+    try:
+        stored, _ = _find_api_key(config)
+    except StorageError:
+        return None
+    return stored if stored and not _is_expired(stored) else None
+
+
+# -- TLS and proxies ------------------------------------------------------------------------------
+
+
+def _tls_options(config: Config) -> tuple[tuple[str, Any], ...]:
+    """urllib3 pool options for ``ssl_verify``, client certificates and CA variables."""
+    options: dict[str, Any] = {}
+    verify = config.ssl_verify
+    if verify is False:
+        options["cert_reqs"] = "CERT_NONE"
+        _warn_once(
+            f"TLS certificate verification is disabled (ssl_verify from "
+            f"{config.sources.get('ssl_verify')}); connections can be intercepted."
+        )
+    elif verify == "truststore":
+        options["ssl_context"] = _truststore_context()
+    else:
+        bundle = verify if isinstance(verify, str) else _default_ca_bundle()
+        options["cert_reqs"] = "CERT_REQUIRED"
+        if bundle and os.path.isdir(bundle):
+            options["ca_cert_dir"] = bundle
+        elif bundle:
+            options["ca_certs"] = bundle
+    if config.client_cert:
+        options["cert_file"] = config.client_cert
+        if config.client_cert_key:
+            options["key_file"] = config.client_cert_key
+    return tuple(sorted(options.items(), key=lambda item: item[0]))
+
+
+def _default_ca_bundle() -> str | None:
+    """REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or SSL_CERT_FILE; else certifi; else None (the
+    system store)."""
+    for name in _CA_BUNDLE_VARIABLES:
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        import certifi
+    except ImportError:
+        return None
+    return str(certifi.where())
+
+
+_truststore_contexts: list[Any] = []
+
+
+def _truststore_context() -> Any:
+    if not _truststore_contexts:
+        try:
+            truststore = __import__("truststore")
+        except ImportError:
+            raise ConfigError(
+                'ssl_verify = "truststore" needs the truststore package (Python 3.10+): '
+                "pip install truststore"
+            ) from None
+        import ssl
+
+        _truststore_contexts.append(truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
+    return _truststore_contexts[0]
+
+
+def _proxy_for(url: str, config: Config) -> str | None:
+    """The proxy for ``url``: ``proxy_servers`` from the configuration (keys as requests and
+    conda use them: ``scheme://host``, ``scheme``, ``all://host``, ``all``), else the
+    environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) through the standard library."""
+    scheme, host, _ = _host_port(url)
+    if config.proxy_servers:
+        for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all"):
+            if config.proxy_servers.get(key):
+                return config.proxy_servers[key]
+        return None
+    import urllib.request
+
+    proxies = urllib.request.getproxies()
+    if not proxies or urllib.request.proxy_bypass(host):
+        return None
+    return proxies.get(scheme) or proxies.get("all")
+
+
+def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
+    """The process's pool for this TLS and proxy setting, made on first use."""
+    key = (tls, proxy)
+    pool = _pools.get(key)
+    if pool is None:
+        import urllib3
+
+        options = dict(tls)
+        if options.get("cert_reqs") == "CERT_NONE":
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+        if proxy:
+            proxy_url, proxy_headers = _split_proxy_credentials(proxy)
+            pool = urllib3.ProxyManager(proxy_url, proxy_headers=proxy_headers, num_pools=10,
+                                        **options)
+        else:
+            pool = urllib3.PoolManager(num_pools=10, **options)
+        _pools[key] = pool
+    return pool
+
+
+def _split_proxy_credentials(proxy: str) -> tuple[str, dict[str, str]]:
+    """``http://user:pass@host:port`` -> (``http://host:port``, Proxy-Authorization header)."""
+    from urllib.parse import unquote, urlsplit
+
+    if "://" not in proxy:
+        proxy = f"http://{proxy}"
+    parts = urlsplit(proxy)
+    if parts.username is None:
+        return proxy, {}
+    import base64
+
+    credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    host = parts.netloc.rpartition("@")[2]
+    header = "Basic " + base64.b64encode(credentials.encode()).decode()
+    return f"{parts.scheme}://{host}", {"Proxy-Authorization": header}
+
+
+# -- Retries, timeouts, errors --------------------------------------------------------------------
+
+_retry_classes: list[Any] = []
+
+
+def _retry(method: str, retries: int | None) -> Any:
+    """Backoff with jitter on connection errors and 429/502/503/504, honouring Retry-After.
+
+    urllib3 retries a read error or an error status only for the allowed (idempotent) methods,
+    while a connection that failed before the request was sent is retried for every method:
+    so a POST body is never sent twice.
+    """
+    if not _retry_classes:
+        import random
+
+        import urllib3
+
+        class _Retry(urllib3.Retry):
+            def get_backoff_time(self) -> float:
+                base = float(super().get_backoff_time())
+                return base * (0.5 + random.random()) if base else 0.0
+
+        _retry_classes.append(_Retry)
+    count = 3 if retries is None else retries
+    return _retry_classes[0](
+        total=count, connect=count, read=count, status=count, redirect=False,
+        allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
+        backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
+    )
+
+
+def _timeout(timeout: None | float | tuple[float, float]) -> Any:
+    import urllib3
+
+    connect, read = _DEFAULT_TIMEOUT if timeout is None else (
+        timeout if isinstance(timeout, tuple) else (timeout, timeout))
+    return urllib3.Timeout(connect=connect, read=read)
+
+
+def _network_error(method: str, url: str, proxy: str | None, error: Exception) -> NetworkError:
+    """One readable sentence for any urllib3 failure: the host and the cause."""
+    import urllib3
+
+    cause: Any = getattr(error, "reason", None) or error
+    _, host, port = _host_port(url)
+    where = f"{host}:{port}" if port else host
+    text = str(cause)
+    if isinstance(cause, urllib3.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return NetworkError(
+                f"{method} {url}: the TLS certificate of {where} could not be verified "
+                f"({_excerpt(text, 160)}). If a corporate proxy or firewall inspects TLS, point "
+                "ssl_verify at its CA bundle (ANACONDA_AUTH_SSL_VERIFY=/path/to/ca.pem, or "
+                "REQUESTS_CA_BUNDLE / SSL_CERT_FILE), or use ssl_verify = \"truststore\" to "
+                "trust the operating system's store."
+            )
+        return NetworkError(f"{method} {url}: TLS error talking to {where}: {_excerpt(text, 200)}")
+    if isinstance(cause, urllib3.exceptions.ProxyError) or isinstance(
+            error, urllib3.exceptions.ProxyError):
+        return NetworkError(f"{method} {url}: the proxy {_mask_url_password(proxy or '')} "
+                            f"failed: {_excerpt(text, 200)}")
+    if isinstance(cause, (urllib3.exceptions.ConnectTimeoutError,)):
+        return NetworkError(f"{method} {url}: timed out connecting to {where}")
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError) or "Read timed out" in text:
+        return NetworkError(f"{method} {url}: {where} did not answer in time (read timeout)")
+    if isinstance(cause, urllib3.exceptions.NewConnectionError):
+        inner = text.rpartition(": ")[2] if ": " in text else text
+        return NetworkError(f"{method} {url}: could not connect to {where}: {inner}")
+    return NetworkError(f"{method} {url}: request to {where} failed: {_excerpt(text, 200)}")
+
+
+# -- request() ------------------------------------------------------------------------------------
+
+
+def request(
+    method: str,
+    url: str,
+    *,
+    config: Config | None = None,
+    api_key: str | None = None,
+    auth: bool = True,
+    headers: Mapping[str, str] | None = None,
+    json: Any = None,
+    body: None | bytes | str = None,
+    fields: Mapping[str, str] | None = None,
+    timeout: None | float | tuple[float, float] = None,
+    retries: int | None = None,
+    api_version: str | None = None,
+) -> Response:
+    """Send one HTTP request for the site and return the complete Response.
+
+    ``url`` may be relative (joined onto ``https://<domain>``). ``json`` sends a JSON body,
+    ``fields`` a form (or the query string for GET), ``body`` raw bytes. ``auth=False`` sends no
+    key; ``api_key`` sends that key instead of the site's. ``timeout`` is seconds, or
+    (connect, read); ``retries`` the number of retries (default 3). Redirects are followed (at
+    most 5) and the key is dropped when one leaves the origin. Raises NetworkError when no
+    response arrives; call ``raise_for_status()`` to turn error statuses into exceptions.
+    """
+    from urllib.parse import urljoin
+
+    config = config or resolve_config()
+    method = method.upper()
+    url = urljoin(f"https://{config.domain}/", url)
+    all_headers = _request_headers(config, headers, api_version)
+    payload = _encode_body(method, url, json, body, fields, all_headers)
+    if payload is None and fields and method in ("GET", "HEAD", "DELETE"):
+        from urllib.parse import urlencode
+
+        url = f"{url}{'&' if '?' in url else '?'}{urlencode(fields)}"
+    key = _bearer_key(config, api_key) if auth and _may_carry_key(url, config) else None
+    tls = _tls_options(config)
+    for _ in range(_MAX_REDIRECTS + 1):
+        sent_headers = dict(all_headers)
+        if key and _may_carry_key(url, config):
+            sent_headers["Authorization"] = f"Bearer {key}"
+        response = _send(method, url, sent_headers, payload, tls, config, timeout, retries)
+        location = response.headers.get("Location")
+        if response.status not in (301, 302, 303, 307, 308) or not location:
+            break
+        next_url = urljoin(url, location)
+        if _host_port(next_url) != _host_port(url):
+            key = None  # never follow a redirect to another origin with the key
+        if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+            method, payload = ("HEAD" if method == "HEAD" else "GET"), None
+            all_headers.pop("Content-Type", None)
+        url = next_url
+    _check_api_version(response, api_version)
+    return response
+
+
+def _encode_body(method: str, url: str, json_body: Any, body: None | bytes | str,
+                 fields: Mapping[str, str] | None, headers: dict[str, str]) -> bytes | None:
+    if json_body is not None:
+        import json
+
+        headers.setdefault("Content-Type", "application/json")
+        return json.dumps(json_body).encode("utf-8")
+    if fields is not None and method not in ("GET", "HEAD", "DELETE"):
+        from urllib.parse import urlencode
+
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        return urlencode(fields).encode("ascii")
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
+          tls: tuple[tuple[str, Any], ...], config: Config,
+          timeout: None | float | tuple[float, float], retries: int | None) -> Response:
+    import urllib3
+
+    proxy = _proxy_for(url, config)
+    try:
+        raw = _pool(tls, proxy).urlopen(
+            method, url, body=payload, headers=headers, redirect=False,
+            retries=_retry(method, retries), timeout=_timeout(timeout), preload_content=True,
+        )
+    except urllib3.exceptions.HTTPError as e:
+        raise _network_error(method, url, proxy, e) from None
+    return Response(raw.status, raw.reason or "", raw.headers, raw.data or b"", url,
+                    "Authorization" in headers)
+
+
+def _parse_version(text: str) -> tuple[int, ...] | None:
+    """``2023.10.0`` -> (2023, 10, 0), ``2024.02`` -> (2024, 2, 0); None when not numeric.
+
+    (The reference's semver parsing silently ignored both forms.)"""
+    try:
+        parts = [int(part) for part in text.strip().split(".")]
+    except ValueError:
+        return None
+    return tuple(parts + [0] * (3 - len(parts)))
+
+
+def _check_api_version(response: Response, api_version: str | None) -> None:
+    minimum = response.headers.get("Min-Api-Version")
+    if not minimum or not api_version:
+        return
+    ours, theirs = _parse_version(api_version), _parse_version(minimum)
+    if ours is not None and theirs is not None and ours < theirs:
+        import warnings
+
+        warnings.warn(
+            f"Client API version is {api_version}, minimum supported API version is {minimum}. "
+            "You may need to update your client.", DeprecationWarning, stacklevel=3,
+        )
+
+
+# =================================================================================================
 # Public API
 # The functions a program calls. Each takes a resolved Config (default: resolve_config()) and
 # combines the sections above; none of them prints.
@@ -1447,6 +1932,33 @@ def logout(config: Config | None = None) -> bool:
     return deleted
 
 
+_ANONYMOUS_ACCOUNT: JSONDict = {
+    "user": {"id": None, "email": None, "username": "", "first_name": "", "last_name": ""},
+    "profile": {"is_confirmed": False, "is_disabled": False, "is_consented": False},
+    "subscriptions": [],
+}
+
+
+def whoami(config: Config | None = None) -> JSONDict:
+    """The account the site's key belongs to (GET /api/account), with ``domain`` added.
+
+    As in the reference: when no key was sent and the server refuses, the anonymous account
+    shape is returned; a refused key raises InvalidTokenError.
+    """
+    import copy
+
+    config = config or resolve_config()
+    response = request("GET", "/api/account", config=config)
+    if not response.ok and not response.sent_auth:
+        account: JSONDict = copy.deepcopy(_ANONYMOUS_ACCOUNT)
+    else:
+        response.raise_for_status()
+        account = response.json()
+        if not isinstance(account, dict):
+            raise HTTPError(f"{response.url} returned JSON that is not an account object", response)
+    account["domain"] = config.domain
+    return account
+
 # =================================================================================================
 # Command line
 # ``python -m anaconda_auth``: parses arguments, calls the public API, prints. Data goes to
@@ -1522,6 +2034,28 @@ def _cmd_api_key(args: Any) -> int:
 
     def show() -> int:
         print(get_api_key(config))
+        return 0
+
+    try:
+        return show()
+    except _LOGIN_ERRORS as e:
+        return _offer_login(config, e, show)
+
+
+def _cmd_whoami(args: Any) -> int:
+    config = _config_for(args)
+
+    def show() -> int:
+        get_api_key(config)  # a missing or expired key is "login required", before any request
+        account = whoami(config)
+        if args.json:
+            _print_json(account)
+        else:
+            user = account.get("user") or {}
+            name = " ".join(filter(None, (user.get("first_name"), user.get("last_name"))))
+            print(f"Logged in to {account['domain']} as {user.get('username') or '?'}"
+                  + (f" ({name})" if name else "") + (f" <{user['email']}>" if user.get("email")
+                                                       else ""))
         return 0
 
     try:
@@ -1710,6 +2244,8 @@ def _build_parser() -> Any:
                         help="do not verify TLS certificates")
     command("logout", _cmd_logout, "delete the stored API key")
     command("api-key", _cmd_api_key, "print the API key (the only command that shows it)")
+    who = command("whoami", _cmd_whoami, "show the account the API key belongs to")
+    who.add_argument("--json", action="store_true", help="print the account as JSON")
     status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
     status.add_argument("--json", action="store_true", help="print JSON")
     config = command("config", _cmd_config, "show resolved settings and where each came from")
