@@ -1833,9 +1833,499 @@ def _check_api_version(response: Response, api_version: str | None) -> None:
 
 
 # =================================================================================================
+# OpenID Connect login
+# Owns the interactive login: discovery, the device authorization grant (RFC 8628), the browser
+# authorization-code flow with PKCE (RFC 7636) behind a loopback listener (RFC 8252), and the
+# exchange of the access token for an Anaconda API key. Talks to the user on stderr only; the
+# clock, the sleeper, the browser opener and the terminal are parameters so tests drive them.
+# =================================================================================================
+
+_SCOPES = "openid email profile offline_access"  # the reference's authorization request scopes
+_API_KEY_SCOPES = ["cloud:read", "cloud:write", "repo:read"]
+_DISTRIBUTION = "anaconda-auth-module"
+_DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_CONSOLE_BROWSERS = ("www-browser", "links", "elinks", "lynx", "w3m", "links2", "browsh")
+_discovery_cache: dict[str, JSONDict] = {}
+
+
+def discover(config: Config) -> JSONDict:
+    """The site's OpenID configuration, fetched once per process per URL and validated."""
+    url = config.well_known_url
+    if url not in _discovery_cache:
+        try:
+            response = request("GET", url, config=config, auth=False)
+            response.raise_for_status()
+            metadata = response.json()
+        except AnacondaAuthError as e:
+            raise AuthenticationError(f"OpenID discovery failed at {url}: {e}") from None
+        if not isinstance(metadata, dict):
+            raise AuthenticationError(f"OpenID discovery failed at {url}: not a JSON object")
+        missing = [k for k in ("authorization_endpoint", "token_endpoint")
+                   if not isinstance(metadata.get(k), str)]
+        if missing:
+            raise AuthenticationError(
+                f"OpenID discovery failed at {url}: the document has no {' or '.join(missing)}. "
+                "Check auth_domain_override and openid_config_path."
+            )
+        _discovery_cache[url] = metadata
+    return _discovery_cache[url]
+
+
+# -- Talking to the user --------------------------------------------------------------------------
+
+
+class _Terminal:
+    """What a login flow needs from the outside world; tests pass their own."""
+
+    def __init__(
+        self,
+        open_url: Callable[[str], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        stdin: Any = None,
+        stderr: Any = None,
+    ) -> None:
+        self.open_url = open_url or _open_browser
+        self.clock = clock
+        self.sleep = sleep
+        self.stdin = stdin if stdin is not None else sys.stdin
+        self.stderr = stderr if stderr is not None else sys.stderr
+
+    def say(self, text: str = "") -> None:
+        self.stderr.write(text + "\n")
+        self.stderr.flush()
+
+    def is_tty(self) -> bool:
+        return bool(getattr(self.stderr, "isatty", lambda: False)())
+
+    def stdin_is_tty(self) -> bool:
+        return bool(getattr(self.stdin, "isatty", lambda: False)())
+
+
+def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
+    """Why launching a browser here could hang or go to the wrong machine; None when fine.
+
+    An explicit BROWSER is the user's choice and always honoured.
+    """
+    if environ.get("BROWSER"):
+        return None
+    if environ.get("SSH_CONNECTION") or environ.get("SSH_TTY"):
+        return "this is an SSH session"
+    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (
+        environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")
+    ):
+        return "there is no graphical display"
+    if not sys.stdin.isatty():
+        return "this is not an interactive terminal"
+    import webbrowser
+
+    try:
+        browser = webbrowser.get()
+    except webbrowser.Error:
+        return "no web browser was found"
+    name = os.path.basename(str(getattr(browser, "name", "") or ""))
+    if name in _CONSOLE_BROWSERS:  # Python waits on console browsers, which take the terminal
+        return f"the only browser is the console browser {name}"
+    return None
+
+
+def _open_browser(url: str) -> bool:
+    """Open ``url`` in a graphical browser when one can be used; never a console browser."""
+    if _browser_unusable_reason(os.environ) is not None:
+        return False
+    import webbrowser
+
+    try:
+        return bool(webbrowser.open(url))
+    except webbrowser.Error:
+        return False
+
+
+def _show_url(terminal: _Terminal, url: str, open_browser: bool) -> None:
+    opened = open_browser and terminal.open_url(url)
+    if opened:
+        terminal.say("A browser was opened. If it did not, open this URL yourself:")
+    else:
+        reason = _browser_unusable_reason(os.environ) if open_browser else None
+        terminal.say(f"Not opening a browser ({reason})." if reason else "")
+        terminal.say("Open this URL in a browser (on any machine):")
+    terminal.say()
+    terminal.say(f"    {url}")
+    terminal.say()
+
+
+# -- Device authorization grant (RFC 8628) --------------------------------------------------------
+
+
+def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_browser: bool) -> str:
+    """Run the device grant; returns the access token."""
+    response = request(
+        "POST", metadata["device_authorization_endpoint"], config=config, auth=False,
+        fields={"client_id": config.client_id, "scope": "openid"},
+    )
+    grant = _oauth_json(response, "device authorization request", DeviceFlowError)
+    missing = [k for k in ("device_code", "user_code", "verification_uri", "expires_in")
+               if k not in grant]
+    if missing:
+        raise DeviceFlowError(
+            f"The device authorization response from {response.url} lacks {', '.join(missing)}")
+    # RFC 8628 §3.3: show the plain URI and the code, each on its own line, so the user can
+    # check the code on the server's page; the complete URI only saves typing.
+    opened = open_browser and terminal.open_url(
+        grant.get("verification_uri_complete") or grant["verification_uri"])
+    terminal.say("A browser was opened for you to approve this login." if opened else
+                 "To log in, use a browser on this or any other device.")
+    terminal.say("If it does not show the code below, open this URL:")
+    terminal.say()
+    terminal.say(f"    {grant['verification_uri']}")
+    terminal.say()
+    terminal.say("and enter the code:")
+    terminal.say()
+    terminal.say(f"    {grant['user_code']}")
+    terminal.say()
+    token = _device_flow_poll(
+        config, metadata["token_endpoint"], grant["device_code"], terminal,
+        interval=float(grant.get("interval") or 5), expires_in=float(grant["expires_in"]),
+    )
+    return token
+
+
+def _device_flow_poll(
+    config: Config, token_endpoint: str, device_code: str, terminal: _Terminal, *,
+    interval: float, expires_in: float,
+) -> str:
+    """Poll the token endpoint exactly as RFC 8628 §3.5 says; returns the access token."""
+    deadline = terminal.clock() + expires_in
+    backoff = 0.0  # extra wait after connection errors and 5xx, doubled each time
+    fields = {"grant_type": _DEVICE_GRANT, "device_code": device_code, "client_id": config.client_id}
+    while True:
+        _wait_with_countdown(terminal, interval + backoff, deadline)
+        if terminal.clock() >= deadline:
+            raise DeviceFlowTimeout(
+                f"The device code expired after {expires_in:g} s without approval. Run login again.")
+        try:
+            response = request("POST", token_endpoint, config=config, auth=False, fields=fields,
+                               retries=0)
+        except NetworkError:
+            backoff = min(max(backoff * 2, interval), 300.0)  # §3.5: MUST reduce the frequency
+            continue
+        if response.status >= 500:
+            backoff = min(max(backoff * 2, interval), 300.0)
+            continue
+        backoff = 0.0
+        body = _oauth_json(response, "device token request", DeviceFlowError, allow_error=True)
+        error = body.get("error")
+        if not error and response.ok and isinstance(body.get("access_token"), str):
+            if terminal.is_tty():
+                terminal.stderr.write("\r\033[K")
+            return str(body["access_token"])
+        if error == "authorization_pending":
+            continue
+        if error == "slow_down":
+            interval += 5.0  # for this and every later request (§3.5)
+            continue
+        if error == "access_denied":
+            raise DeviceFlowDenied("The login was denied in the browser.")
+        if error == "expired_token":
+            raise DeviceFlowTimeout("The device code expired before approval. Run login again.")
+        raise DeviceFlowError(
+            f"The token endpoint {token_endpoint} answered {error or response.status}: "
+            f"{body.get('error_description') or _excerpt(response.text)}")
+
+
+def _wait_with_countdown(terminal: _Terminal, seconds: float, deadline: float) -> None:
+    """Sleep ``seconds`` (not past the deadline), showing a countdown line on a terminal."""
+    end = min(terminal.clock() + seconds, deadline)
+    while True:
+        now = terminal.clock()
+        if now >= end:
+            return
+        if terminal.is_tty():
+            left = int(max(deadline - now, 0))
+            terminal.stderr.write(
+                f"\r\033[KWaiting for approval; the code expires in {left // 60}:{left % 60:02d} "
+                "(Ctrl-C to cancel)")
+            terminal.stderr.flush()
+            terminal.sleep(min(1.0, end - now))
+        else:
+            terminal.sleep(end - now)
+
+
+def _oauth_json(response: Response, what: str, error: type[AnacondaAuthError],
+                allow_error: bool = False) -> JSONDict:
+    """The JSON object of an OAuth response, or ``error`` saying what the server said."""
+    try:
+        body = response.json()
+    except HTTPError:
+        body = None
+    if not isinstance(body, dict):
+        raise error(f"The {what} to {response.url} failed: HTTP {response.status}, "
+                    f"{_excerpt(response.text)}")
+    if not response.ok and not (allow_error and "error" in body):
+        raise error(f"The {what} to {response.url} failed: {body.get('error', response.status)}"
+                    f" - {body.get('error_description', '')}".rstrip(" -"))
+    return body
+
+
+# -- Browser flow: authorization code + PKCE + loopback listener (RFC 8252, 7636, 9207) ------------
+
+
+def _pkce_pair() -> tuple[str, str]:
+    """(verifier, S256 challenge): 64 random bytes, base64url, 86 characters (RFC 7636 §4.1)."""
+    import base64
+    import hashlib
+    import secrets
+
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
+
+
+def _loopback_address(redirect_uri: str) -> tuple[str, int, str]:
+    """(host, port, path) of the listener; only loopback http redirect URIs are allowed."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(redirect_uri)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or host not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"redirect_uri {redirect_uri!r} must be http://127.0.0.1:<port>/<path> (or [::1]): "
+            "the login listener only binds the loopback interface (RFC 8252 §7.3)."
+        )
+    return host, 80 if parts.port is None else parts.port, parts.path or "/"
+
+
+class _LoginResult:
+    """Where the listener and the paste-back prompt deliver the authorization response."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.code: str | None = None
+        self.error: AnacondaAuthError | None = None
+        self.wake_fd: int | None = None  # a pipe that wakes a select() on the terminal
+
+    def finish(self, code: str | None, error: AnacondaAuthError | None) -> None:
+        with self.lock:
+            if self.done.is_set():
+                return
+            self.code, self.error = code, error
+            self.done.set()
+            if self.wake_fd is not None:
+                os.write(self.wake_fd, b"x")
+
+
+def _check_authorization_response(
+    query: Mapping[str, list[str]], state: str, metadata: JSONDict, result: _LoginResult,
+) -> str | None:
+    """Judge one redirect's query. Returns None when it belongs to this login (and delivers it
+    to ``result``), else why it was ignored."""
+    import secrets
+
+    received_state = (query.get("state") or [""])[0]
+    if not secrets.compare_digest(received_state.encode(), state.encode()):
+        return "its state does not match the login in progress"
+    issuer = metadata.get("issuer")
+    iss = query["iss"][0] if query.get("iss") else None
+    if (iss is not None and issuer and iss != issuer) or (
+            iss is None and metadata.get("authorization_response_iss_parameter_supported")):
+        # RFC 9207: a response from another issuer (or none when one is promised) is a mix-up.
+        result.finish(None, AuthenticationError(
+            f"The authorization response came from issuer {iss!r}, expected {issuer!r}."))
+        return None
+    if query.get("error"):
+        description = (query.get("error_description") or [""])[0]
+        result.finish(None, AuthenticationError(
+            f"The login was refused: {query['error'][0]}" + (f" - {description}" if description
+                                                             else "")))
+        return None
+    code = (query.get("code") or [""])[0]
+    if not code:
+        result.finish(None, AuthenticationError("The authorization response has no code."))
+        return None
+    result.finish(code, None)
+    return None
+
+
+def _start_listener(config: Config, state: str, metadata: JSONDict, result: _LoginResult,
+                    ) -> tuple[Any, str]:
+    """Bind the loopback listener; returns (server, the redirect URI with its real port)."""
+    import http.server
+    import socket
+    import threading
+
+    host, port, path = _loopback_address(config.redirect_uri)
+    bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            from urllib.parse import parse_qs, urlsplit
+
+            parts = urlsplit(self.path)
+            if parts.path != path:
+                self._page(404, "Not found", "This is the login listener of anaconda_auth.")
+                return
+            ignored = _check_authorization_response(parse_qs(parts.query), state, metadata,
+                                                    result)
+            if ignored:
+                self._page(400, "Unexpected login response",
+                           f"This response was ignored: {ignored}. Go back to the terminal.")
+                return
+            target = config.login_error_url if result.error else config.login_success_url
+            self.send_response(303)  # 303: the browser GETs the page, the code leaves the bar
+            self.send_header("Location", target)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def _page(self, status: int, title: str, text: str) -> None:
+            import html
+
+            body = (f"<!doctype html><title>{html.escape(title)}</title>"
+                    f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>").encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("Referrer-Policy", "no-referrer")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # the query holds the code: never log it
+
+    class Server(http.server.HTTPServer):
+        address_family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        allow_reuse_address = sys.platform != "win32"  # Windows would let others share it
+
+    try:
+        server = Server((bind_host, port), Handler)
+    except OSError as e:
+        raise AuthenticationError(
+            f"Cannot listen on {bind_host}:{port} for the login redirect ({e.strerror}). "
+            "Another program may be using the port: close it, set redirect_uri to another "
+            f"port (port 0 picks a free one), or log in with: {CLI_NAME} login --device"
+        ) from None
+    actual_port = server.server_address[1]
+    netloc = f"[{bind_host}]" if ":" in bind_host else host
+    threading.Thread(target=server.serve_forever, daemon=True, name="anaconda_auth-login").start()
+    return server, f"http://{netloc}:{actual_port}{path}"
+
+
+def _browser_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_browser: bool,
+                  timeout: float) -> str:
+    """Run the authorization-code flow with PKCE; returns the access token."""
+    import secrets
+    from urllib.parse import urlencode
+
+    verifier, challenge = _pkce_pair()
+    state = secrets.token_urlsafe(32)
+    result = _LoginResult()
+    server, redirect_uri = _start_listener(config, state, metadata, result)
+    try:
+        query = urlencode({
+            "client_id": config.client_id, "response_type": "code", "scope": _SCOPES,
+            "state": state, "redirect_uri": redirect_uri, "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        })
+        endpoint = metadata["authorization_endpoint"]
+        _show_url(terminal, f"{endpoint}{'&' if '?' in endpoint else '?'}{query}", open_browser)
+        code = _await_authorization(terminal, result, state, metadata, timeout)
+    finally:
+        server.shutdown()
+        server.server_close()
+    response = request("POST", metadata["token_endpoint"], config=config, auth=False, retries=0,
+                       fields={"grant_type": "authorization_code", "client_id": config.client_id,
+                               "code": code, "redirect_uri": redirect_uri,
+                               "code_verifier": verifier})
+    body = _oauth_json(response, "authorization code exchange", AuthenticationError)
+    if not isinstance(body.get("access_token"), str):
+        raise AuthenticationError(f"The token endpoint {response.url} returned no access_token")
+    return str(body["access_token"])
+
+
+def _await_authorization(terminal: _Terminal, result: _LoginResult, state: str,
+                         metadata: JSONDict, timeout: float) -> str:
+    """Wait for the listener, or for the user to paste the final URL (SSH without port
+    forwarding: the browser on another machine cannot reach this listener)."""
+    paste = terminal.stdin_is_tty() and sys.platform != "win32"
+    if paste:
+        terminal.say("Waiting for the browser. If it runs on another machine, paste here the "
+                     "address it ended on (it starts with http://127.0.0.1) and press Enter:")
+    deadline = terminal.clock() + timeout
+    read_fd, wake_fd = os.pipe()
+    with result.lock:
+        result.wake_fd = wake_fd
+    try:
+        while not result.done.is_set():
+            left = deadline - terminal.clock()
+            if left <= 0:
+                raise AuthenticationError(
+                    f"No login response arrived within {timeout:g} s. Run login again, or use "
+                    f"{CLI_NAME} login --device")
+            if paste:
+                import select
+
+                ready, _, _ = select.select([terminal.stdin, read_fd], [], [], left)
+                if terminal.stdin in ready:
+                    _accept_pasted(terminal, terminal.stdin.readline(), state, metadata, result)
+            else:
+                result.done.wait(min(left, 3600.0))
+    finally:
+        with result.lock:
+            result.wake_fd = None
+        os.close(read_fd)
+        os.close(wake_fd)
+    if result.error:
+        raise result.error
+    assert result.code is not None
+    return result.code
+
+
+def _accept_pasted(terminal: _Terminal, line: str, state: str, metadata: JSONDict,
+                   result: _LoginResult) -> None:
+    from urllib.parse import parse_qs, urlsplit
+
+    text = line.strip()
+    if not text:
+        return
+    query = urlsplit(text).query if "://" in text else text.lstrip("?")
+    ignored = _check_authorization_response(parse_qs(query), state, metadata, result)
+    if ignored:
+        terminal.say(f"That address was not accepted: {ignored}. Paste the whole address.")
+
+
+# -- Access token -> API key ----------------------------------------------------------------------
+
+
+def _exchange_for_api_key(config: Config, access_token: str) -> str:
+    """Trade the access token for a long-lived API key, exactly as the reference does: the
+    auth service first, then the IAM service; the first 201 wins."""
+    body = {"scopes": _API_KEY_SCOPES, "tags": [f"{_DISTRIBUTION}/v{__version__}"]}
+    failures = []
+    for url in (f"https://{config.auth_domain}/api/auth/api-keys",
+                f"https://{config.domain}/api/iam/api-keys"):
+        try:
+            response = request("POST", url, config=config, auth=False, json=body, retries=0,
+                               headers={"Authorization": f"Bearer {access_token}"})
+        except NetworkError as e:
+            failures.append(str(e))
+            continue
+        if response.status == 201:
+            api_key = (response.json() or {}).get("api_key")
+            if isinstance(api_key, str) and api_key:
+                return api_key
+        failures.append(f"{url}: HTTP {response.status} {_excerpt(response.text, 100)}")
+    raise AuthenticationError("Error retrieving an API key: " + "; ".join(failures))
+
+
+# =================================================================================================
 # Public API
 # The functions a program calls. Each takes a resolved Config (default: resolve_config()) and
-# combines the sections above; none of them prints.
+# combines the sections above. Only the interactive login talks to the user (on stderr).
 # =================================================================================================
 
 
@@ -1907,12 +2397,26 @@ def _store_given_key(config: Config, api_key: str) -> str:
 
 
 def _interactive_login(
-    config: Config, *, flow: str | None, open_browser: bool, timeout: float | None
+    config: Config, *, flow: str | None, open_browser: bool, timeout: float | None,
+    terminal: _Terminal | None = None,
 ) -> str:
-    raise AuthenticationError(
-        "Interactive login is not available yet in this version. Store a key instead: "
-        f"{CLI_NAME} login --with-token < key.txt"
-    )
+    """Discover the endpoints, run the chosen flow, exchange the token, store the API key."""
+    terminal = terminal or _Terminal()
+    if flow not in (None, "device", "browser"):
+        raise ConfigError(f"login(flow={flow!r}): use 'device' or 'browser'")
+    use_device = flow == "device" or (flow is None and config.use_device_flow)
+    metadata = discover(config)
+    if use_device and not metadata.get("device_authorization_endpoint"):
+        terminal.say(f"{config.auth_domain} offers no device login; using the browser instead.")
+        use_device = False
+    if use_device:
+        access_token = _device_flow(config, metadata, terminal, open_browser)
+    else:
+        wait = config.login_timeout if timeout is None else timeout
+        access_token = _browser_flow(config, metadata, terminal, open_browser, wait)
+    api_key = _exchange_for_api_key(config, access_token)
+    _save_api_key(config, api_key)
+    return api_key
 
 
 def logout(config: Config | None = None) -> bool:
