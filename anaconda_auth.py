@@ -29,8 +29,6 @@ import os
 import sys
 import time
 
-from typing_extensions import Self
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -988,7 +986,7 @@ class _FileLock:
         self.path = os.path.realpath(path) + ".lock"
         self.fd = -1
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> _FileLock:  # noqa: PYI034 - typing.Self costs an import
         os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         if sys.platform == "win32":
