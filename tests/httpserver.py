@@ -22,8 +22,9 @@ import struct
 import threading
 import time
 import traceback
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, Union
 from urllib.parse import parse_qs, urlsplit
 
 # --------------------------------------------------------------------------------------------
@@ -37,7 +38,7 @@ class Headers(dict):
     A header sent several times is joined with ``", "`` (HTTP field-combining rule).
     """
 
-    def _key(self, name: str) -> Optional[str]:
+    def _key(self, name: str) -> str | None:
         lname = name.lower()
         for key in dict.keys(self):
             if key.lower() == lname:
@@ -73,13 +74,13 @@ class RecordedRequest:
         self.path: str = path
         split = urlsplit(path)
         self.url_path: str = split.path
-        self.query: Dict[str, List[str]] = parse_qs(split.query, keep_blank_values=True)
+        self.query: dict[str, list[str]] = parse_qs(split.query, keep_blank_values=True)
         self.headers: Headers = headers
         self.body: bytes = body
         self.connection_id: int = connection_id
         self.client_address = client_address
-        self.client_cert: Optional[dict] = client_cert
-        self.tls_version: Optional[str] = tls_version
+        self.client_cert: dict | None = client_cert
+        self.tls_version: str | None = tls_version
         self.time = time.monotonic()
 
     @property
@@ -89,7 +90,7 @@ class RecordedRequest:
     def json(self) -> Any:
         return json.loads(self.body.decode("utf-8"))
 
-    def form(self) -> Dict[str, str]:
+    def form(self) -> dict[str, str]:
         return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8"), keep_blank_values=True).items()}
 
     def __repr__(self) -> str:
@@ -141,12 +142,12 @@ class Truncate(_Action):
 Response = Union[int, tuple, _Action, Callable[[RecordedRequest], Any]]
 
 
-def json_response(status: int, obj: Any, headers: Optional[Dict[str, str]] = None) -> tuple:
+def json_response(status: int, obj: Any, headers: dict[str, str] | None = None) -> tuple:
     """``(status, headers, body)`` with a JSON body."""
     return (status, dict(headers or {}), obj)
 
 
-def _normalise(response: Any) -> Tuple[int, List[Tuple[str, str]], bytes]:
+def _normalise(response: Any) -> tuple[int, list[tuple[str, str]], bytes]:
     """Turn the lenient response forms into (status, header pairs, body bytes)."""
     if isinstance(response, int):
         status, headers, body = response, {}, b""
@@ -180,9 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
     disable_nagle_algorithm = True  # TCP_NODELAY on each accepted connection
     timeout = 60  # idle keep-alive connections give up eventually
-    server: "_Server"
+    server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass
 
     def setup(self) -> None:
@@ -235,7 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
         while callable(response) and not isinstance(response, _Action):
             try:
                 response = response(request)
-            except Exception:
+            except Exception:  # noqa: BLE001 - a test's handler bug becomes a 500 + server.errors
                 owner.errors.append(traceback.format_exc())
                 response = (500, {}, {"error": "handler raised", "detail": owner.errors[-1]})
         if isinstance(response, Delay):
@@ -263,7 +264,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if "content-length" not in names and status not in (204, 304) and status >= 200:
             self.send_header("Content-Length", str(len(body)))
-        if "connection" in names and dict((k.lower(), v) for k, v in pairs)["connection"].lower() == "close":
+        if "connection" in names and {k.lower(): v for k, v in pairs}["connection"].lower() == "close":
             self.close_connection = True
         self.end_headers()
         if self.command != "HEAD" and status not in (204, 304):
@@ -285,8 +286,8 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
-    owner: "HTTPTestServer"
-    ssl_context: Optional[ssl.SSLContext] = None
+    owner: HTTPTestServer
+    ssl_context: ssl.SSLContext | None = None
 
     def get_request(self):
         sock, addr = self.socket.accept()
@@ -337,7 +338,7 @@ class HTTPTestServer:
     Truncate = Truncate
     __test__ = False
 
-    def __init__(self, ssl_context: Optional[ssl.SSLContext] = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         bind_host = "127.0.0.1" if host == "localhost" else host
         cls = _Server6 if ":" in bind_host else _Server
         self._server = cls((bind_host, 0), _Handler)
@@ -348,12 +349,12 @@ class HTTPTestServer:
         self.scheme = "https" if ssl_context is not None else "http"
         url_host = f"[{host}]" if ":" in host else host
         self.url = f"{self.scheme}://{url_host}:{self.port}"
-        self.requests: List[RecordedRequest] = []
-        self.errors: List[str] = []
-        self.tls_errors: List[str] = []
+        self.requests: list[RecordedRequest] = []
+        self.errors: list[str] = []
+        self.tls_errors: list[str] = []
         self.connections = 0
-        self._routes: Dict[Tuple[str, str], Any] = {}
-        self._queues: Dict[Tuple[str, str], List[Any]] = {}
+        self._routes: dict[tuple[str, str], Any] = {}
+        self._queues: dict[tuple[str, str], list[Any]] = {}
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._open: set = set()
@@ -394,7 +395,7 @@ class HTTPTestServer:
             self.errors.clear()
             self.tls_errors.clear()
 
-    def wait_for_requests(self, count: int, timeout: float = 10.0) -> List[RecordedRequest]:
+    def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
         """Block until at least ``count`` requests were recorded (bounded by ``timeout``)."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.requests) >= count, timeout):
@@ -445,10 +446,10 @@ class HTTPTestServer:
                 pass
         self._thread.join(5)
 
-    def __enter__(self) -> "HTTPTestServer":
+    def __enter__(self) -> HTTPTestServer:  # noqa: PYI034 - typing.Self is 3.11+
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def __repr__(self) -> str:

@@ -14,7 +14,6 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Optional
 
 from .tools import stop_process
 
@@ -46,7 +45,7 @@ class OIDCProvider:
         env.update(TLS_CERT=cert, TLS_KEY=key, CLIENT_ID=CLIENT_ID, QUIET="1", NODE_ENV="test")
         env.pop("PORT", None)
         started = time.monotonic()
-        self._stderr = open(self.stderr_path, "wb")
+        self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - open while node runs
         self._proc = subprocess.Popen(
             [node, str(IDP_DIR / "idp.mjs")], cwd=str(IDP_DIR), env=env,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
@@ -70,8 +69,8 @@ class OIDCProvider:
         self.device_authorization_endpoint: str = d["device_authorization_endpoint"]
         self.userinfo_url: str = d["userinfo_endpoint"]
         self.jwks_uri: str = d["jwks_uri"]
-        self.revocation_endpoint: Optional[str] = d.get("revocation_endpoint")
-        self.introspection_endpoint: Optional[str] = d.get("introspection_endpoint")
+        self.revocation_endpoint: str | None = d.get("revocation_endpoint")
+        self.introspection_endpoint: str | None = d.get("introspection_endpoint")
 
     def _ready_line(self, timeout: float) -> str:
         """The first stdout line, read in a thread so the wait is bounded."""

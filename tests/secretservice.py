@@ -19,7 +19,6 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
-from typing import Dict, Optional
 
 from .tools import stop_process, wait_until
 
@@ -83,7 +82,7 @@ class SecretServiceSession:
         config.write_text(DBUS_CONFIG.format(socket=socket_path))
         self.bus_address = f"unix:path={socket_path}"
         self.keyring_file = str(dirs["XDG_DATA_HOME"] / "keyrings" / "login.keyring")
-        self.env: Dict[str, str] = {k: str(v) for k, v in dirs.items()}
+        self.env: dict[str, str] = {k: str(v) for k, v in dirs.items()}
         self.env["DBUS_SESSION_BUS_ADDRESS"] = self.bus_address
         self.env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.SecretService.Keyring"
 
@@ -92,10 +91,10 @@ class SecretServiceSession:
         child_env.pop("DISPLAY", None)
         child_env.pop("WAYLAND_DISPLAY", None)
         self._log_dir = directory
-        self._bus_log = open(directory / "dbus-daemon.log", "wb")
-        self._gk_log = open(directory / "gnome-keyring.log", "wb")
-        self._bus: Optional[subprocess.Popen] = None
-        self._gk: Optional[subprocess.Popen] = None
+        self._bus_log = open(directory / "dbus-daemon.log", "wb")  # noqa: SIM115 - daemon lifetime
+        self._gk_log = open(directory / "gnome-keyring.log", "wb")  # noqa: SIM115 - daemon lifetime
+        self._bus: subprocess.Popen | None = None
+        self._gk: subprocess.Popen | None = None
         try:
             self._bus = subprocess.Popen(
                 [dbus_daemon, f"--config-file={config}", "--nofork", "--nopidfile", "--print-address=1"],

@@ -9,13 +9,16 @@ through the proxy and whether it was a ``CONNECT`` tunnel.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, List, Optional
 from urllib.parse import quote
 
 from .tools import port_accepts, stop_process, wait_until
+
+_BASICAUTH_WORD = re.compile(r"[-A-Za-z0-9._]+")
 
 
 class TinyProxy:
@@ -36,10 +39,14 @@ class TinyProxy:
         directory: Path,
         port: int,
         connect_ports: Iterable[int] = (),
-        user: Optional[str] = None,
-        password: Optional[str] = None,
+        user: str | None = None,
+        password: str | None = None,
         timeout: float = 10.0,
     ) -> None:
+        for value in (user, password):
+            if value is not None and not _BASICAUTH_WORD.fullmatch(value):
+                # tinyproxy 1.11's config grammar: BasicAuth takes [-A-Za-z0-9._]+ words only.
+                raise ValueError(f"tinyproxy BasicAuth accepts only letters, digits and -._ (got {value!r})")
         self.host = "127.0.0.1"
         self.port = port
         self.user = user
@@ -49,7 +56,7 @@ class TinyProxy:
         self.conf_path = str(directory / "tinyproxy.conf")
         self.log_path = str(directory / "tinyproxy.log")
         self.pid_path = str(directory / "tinyproxy.pid")
-        lines: List[str] = [
+        lines: list[str] = [
             f"Port {port}",
             f"Listen {self.host}",
             "Timeout 60",
@@ -99,11 +106,11 @@ class TinyProxy:
         except FileNotFoundError:
             return ""
 
-    def request_lines(self) -> List[str]:
+    def request_lines(self) -> list[str]:
         """Log lines ``Request (file descriptor N): GET http://... HTTP/1.1`` (one per request)."""
         return [line for line in self.log_text().splitlines() if "Request (file descriptor" in line]
 
-    def connect_lines(self) -> List[str]:
+    def connect_lines(self) -> list[str]:
         """Request lines that opened a CONNECT tunnel (https through the proxy)."""
         return [line for line in self.request_lines() if "): CONNECT " in line]
 

@@ -12,7 +12,6 @@ import shutil
 import ssl
 import subprocess
 from pathlib import Path
-from typing import Tuple
 
 import trustme
 
@@ -54,7 +53,7 @@ class TestCA:
         self.ca_dir = str(self.directory / "capath")
         self._make_capath()
 
-    def issue(self, *identities: str, name: str = "", common_name: str = "") -> Tuple[str, str]:
+    def issue(self, *identities: str, name: str = "", common_name: str = "") -> tuple[str, str]:
         """Issue one more leaf for ``identities``; returns ``(cert_chain_path, key_path)``."""
         if not name:
             self._count += 1
@@ -63,8 +62,7 @@ class TestCA:
         cert_path = self.directory / f"{name}.pem"
         key_path = self.directory / f"{name}.key"
         with open(cert_path, "wb") as f:
-            for blob in leaf.cert_chain_pems:
-                f.write(blob.bytes())
+            f.writelines(blob.bytes() for blob in leaf.cert_chain_pems)
         leaf.private_key_pem.write_to_path(str(key_path))
         os.chmod(key_path, 0o600)
         return str(cert_path), str(key_path)

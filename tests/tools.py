@@ -12,7 +12,8 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Callable, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable
 
 LOOPBACK = "127.0.0.1"
 TRUTHY = {"1", "true", "yes", "on"}
@@ -55,7 +56,7 @@ def wait_until(
     predicate: Callable[[], object],
     timeout: float,
     what: str,
-    proc: Optional[subprocess.Popen] = None,
+    proc: subprocess.Popen | None = None,
     diagnostics: Callable[[], str] = lambda: "",
     step: float = 0.01,
 ):

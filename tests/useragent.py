@@ -46,7 +46,6 @@ import time
 import urllib.error
 import urllib.request
 from html.parser import HTMLParser
-from typing import Dict, List, Optional, Tuple
 from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -59,14 +58,14 @@ MAX_STEPS = 40
 
 
 class Form:
-    def __init__(self, attrs: Dict[str, str]) -> None:
+    def __init__(self, attrs: dict[str, str]) -> None:
         self.id = attrs.get("id", "")
         self.action = attrs.get("action", "")
         self.method = (attrs.get("method") or "get").upper()
-        self.fields: List[Tuple[str, str]] = []  # inputs that are always submitted
-        self.buttons: List[Dict[str, str]] = []  # submit buttons (inside or form="id")
+        self.fields: list[tuple[str, str]] = []  # inputs that are always submitted
+        self.buttons: list[dict[str, str]] = []  # submit buttons (inside or form="id")
 
-    def field(self, name: str) -> Optional[str]:
+    def field(self, name: str) -> str | None:
         for key, value in self.fields:
             if key == name:
                 return value
@@ -76,14 +75,14 @@ class Form:
 class PageParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
-        self.forms: List[Form] = []
-        self.links: List[Tuple[str, str]] = []  # (href, text)
+        self.forms: list[Form] = []
+        self.links: list[tuple[str, str]] = []  # (href, text)
         self.title = ""
-        self._form: Optional[Form] = None
-        self._orphan_buttons: List[Dict[str, str]] = []
+        self._form: Form | None = None
+        self._orphan_buttons: list[dict[str, str]] = []
         self._in_title = False
-        self._link: Optional[List[str]] = None
-        self.errors: List[str] = []  # text of <p class="red"> (the device pages' error messages)
+        self._link: list[str] | None = None
+        self.errors: list[str] = []  # text of <p class="red"> (the device pages' error messages)
         self._in_error = False
 
     def handle_starttag(self, tag: str, attrs_list) -> None:
@@ -117,7 +116,7 @@ class PageParser(HTMLParser):
             self._in_error = True
             self.errors.append("")
 
-    def _form_for(self, attrs: Dict[str, str]) -> Optional[Form]:
+    def _form_for(self, attrs: dict[str, str]) -> Form | None:
         if attrs.get("form"):
             for form in self.forms:
                 if form.id == attrs["form"]:
@@ -186,19 +185,19 @@ class FlowResult:
     """
 
     def __init__(self) -> None:
-        self.steps: List[str] = []
+        self.steps: list[str] = []
         self.final_url = ""
         self.final_status = 0
         self.final_body = ""
         self.title = ""
-        self.callback_url: Optional[str] = None
-        self.callback_params: Dict[str, str] = {}
-        self.listener_status: Optional[int] = None
-        self.listener_error: Optional[str] = None
-        self.blocked: Optional[str] = None
+        self.callback_url: str | None = None
+        self.callback_params: dict[str, str] = {}
+        self.listener_status: int | None = None
+        self.listener_error: str | None = None
+        self.blocked: str | None = None
         self.device_done = False
         self.denied = False
-        self.page_error: Optional[str] = None
+        self.page_error: str | None = None
 
     def as_dict(self) -> dict:
         return {k: v for k, v in vars(self).items() if k != "final_body"}
@@ -215,8 +214,8 @@ class UserAgent:
     listener (it may still be starting when a detached hook gets there).
     """
 
-    def __init__(self, cafile: Optional[str] = None, login: str = "alice", password: str = "any-password",
-                 action: str = "allow", user_code: Optional[str] = None, follow_callback: bool = True,
+    def __init__(self, cafile: str | None = None, login: str = "alice", password: str = "any-password",
+                 action: str = "allow", user_code: str | None = None, follow_callback: bool = True,
                  log=None, timeout: float = 30.0, connect_retry: float = 5.0) -> None:
         if action not in ("allow", "deny"):
             raise ValueError(f"action must be 'allow' or 'deny', not {action!r}")
@@ -238,7 +237,7 @@ class UserAgent:
         )
 
     # -- HTTP ----------------------------------------------------------------------------------
-    def _fetch(self, method: str, url: str, data: Optional[Dict[str, str]], retry_refused: bool):
+    def _fetch(self, method: str, url: str, data: dict[str, str] | None, retry_refused: bool):
         body = urlencode(data).encode() if data is not None else None
         req = urllib.request.Request(url, data=body, method=method)
         req.add_header("User-Agent", "anaconda-auth-test-useragent/1")
@@ -261,7 +260,7 @@ class UserAgent:
                 return resp.status if hasattr(resp, "status") else resp.code, resp.headers, resp.read()
 
     # -- the walk ------------------------------------------------------------------------------
-    def run(self, url: str, user_code: Optional[str] = None) -> FlowResult:
+    def run(self, url: str, user_code: str | None = None) -> FlowResult:
         """Walk from ``url`` until the flow ends; see :class:`FlowResult`."""
         if user_code:
             self.user_code = user_code
@@ -354,7 +353,7 @@ class UserAgent:
             return self._submit(url, form, dict(form.fields))
         return None
 
-    def _submit(self, url: str, form: Form, data: Dict[str, str]):
+    def _submit(self, url: str, form: Form, data: dict[str, str]):
         return form.method, urljoin(url, form.action or url), data
 
     def _cancel(self, url: str, page: PageParser, result: FlowResult):
@@ -365,7 +364,7 @@ class UserAgent:
         raise UserAgentError(f"no cancel link on {url}: {page.links}")
 
 
-def _origin(url: str) -> Tuple[str, str, Optional[int]]:
+def _origin(url: str) -> tuple[str, str, int | None]:
     split = urlsplit(url)
     port = split.port or (443 if split.scheme == "https" else 80)
     return split.scheme, (split.hostname or ""), port
@@ -376,19 +375,12 @@ def _origin(url: str) -> Tuple[str, str, Optional[int]]:
 # ------------------------------------------------------------------------------------------
 
 
-def main(argv: List[str]) -> int:
+def main(argv: list[str]) -> int:
     if len(argv) < 2:
         print("usage: useragent.py URL [USER_CODE]", file=sys.stderr)
         return 2
     url = argv[1]
-    log_path = os.environ.get("USERAGENT_LOG")
-    log_file = open(log_path, "a", encoding="utf-8") if log_path else None
-
-    def log(line: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        if log_file is not None:
-            log_file.write(f"{stamp} {line}\n")
-            log_file.flush()
+    log = _log_to(os.environ.get("USERAGENT_LOG"))
 
     cafile = os.environ.get("ANACONDA_AUTH_TEST_CA") or os.environ.get("SSL_CERT_FILE") or None
     ua = UserAgent(
@@ -398,19 +390,26 @@ def main(argv: List[str]) -> int:
         user_code=(argv[2] if len(argv) > 2 else None) or os.environ.get("USERAGENT_USER_CODE"),
         log=log,
     )
-    log(f"START {url} (ca={cafile}, action={ua.action})")
+    log(f"START pid={os.getpid()} useragent {url} (ca={cafile}, action={ua.action})")
     try:
         result = ua.run(url)
-    except Exception as err:  # the hook's caller only sees the exit status: say why in the log
+    except Exception as err:  # noqa: BLE001 - the hook's caller only sees the exit status: log why
         log(f"ERROR {type(err).__name__}: {err}")
         print(f"useragent: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
-    finally:
-        pass
     log("RESULT " + json.dumps(result.as_dict()))
-    if log_file is not None:
-        log_file.close()
     return 0
+
+
+def _log_to(path: str | None):
+    """A logger appending one stamped line per call to ``path`` (each write a whole line)."""
+
+    def log(line: str) -> None:
+        if path:
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(f"{time.strftime('%H:%M:%S')} {line}\n")
+
+    return log
 
 
 if __name__ == "__main__":
