@@ -536,13 +536,16 @@ def _parse_json_dict(value: Any, source: str) -> Any:
 
 
 def _normalize_domain(value: Any, source: str) -> str:
-    """``https://Foo.COM:8443/path`` -> ``Foo.COM:8443``, as the reference normalises domains."""
+    """``https://Foo.COM:8443/path`` -> ``Foo.COM:8443``, as the reference normalises domains.
+
+    Split by hand: urllib.parse costs more to import than api-key may spend in total.
+    """
     if not isinstance(value, str):
         raise _bad(source, f"{value!r} is not a domain name", "Give a host name like anaconda.com")
-    from urllib.parse import urlsplit
-
-    text = value if value.startswith(("http://", "https://")) else f"https://{value}"
-    netloc = urlsplit(text).netloc
+    text = value.split("://", 1)[1] if value.startswith(("http://", "https://")) else value
+    netloc = text
+    for separator in "/?#":
+        netloc = netloc.split(separator, 1)[0]
     if not netloc:
         raise _bad(source, f"{value!r} does not look like a domain name",
                    "Give a host name like anaconda.com")
@@ -578,7 +581,7 @@ def _parse_field(name: str, raw: Any, source: str, from_text: bool) -> Any:
     if kind == "storage" and raw not in ("anaconda-keyring", "system"):
         raise _bad(source, f"{raw!r} is not a token storage",
                    "Use 'anaconda-keyring' (the file ~/.anaconda/keyring) or 'system'")
-    if kind in ("domain", "optdomain") and raw != "":
+    if kind == "domain" or (kind == "optdomain" and raw != ""):
         return _normalize_domain(raw, source)
     if kind == "envversion" and raw and not raw.startswith((">", "=", "<", "!")):
         return f"={raw}"
@@ -2774,13 +2777,31 @@ def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> Non
         _say(f"warning: {message}")
 
 
+def _parse_api_key_command(argv: list[str]) -> Any:
+    """``[--at SITE] api-key`` without argparse, whose import and parser cost more than the
+    rest of the command: api-key is what scripts call in a loop."""
+    at = None
+    if argv[:1] == ["--at"] and len(argv) == 3:
+        at, argv = argv[1], argv[2:]
+    elif argv[:1] and argv[0].startswith("--at=") and len(argv) == 2:
+        at, argv = argv[0][len("--at="):], argv[1:]
+    if argv != ["api-key"] or (at is not None and (not at or at.startswith("-"))):
+        return None
+    import types
+
+    return types.SimpleNamespace(at=at, verbose=False, handler=_cmd_api_key)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    parser = _build_parser()
-    args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 0
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parse_api_key_command(argv)
+    if args is None:
+        parser = _build_parser()
+        args = parser.parse_args(argv)
+        if not getattr(args, "handler", None):
+            parser.print_help()
+            return 0
     import warnings
 
     warnings.showwarning = _show_warning
