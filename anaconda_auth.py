@@ -2582,7 +2582,7 @@ def _cmd_login(args: Any) -> int:
             _say("error: no API key on standard input (pipe it in: ... login --with-token < key.txt)")
             return 2
         login(config, api_key=key)
-        _say(f"✓ Stored the API key for {config.domain} ({_store_summary(config)}).")
+        _say(f"✓ Stored the API key for {config.domain} in {_load_stored_token(config)[1]}.")
         if config.api_key:
             _say(f"Note: {config.sources.get('api_key')} still sets the key that is used.")
         return 0
@@ -2601,10 +2601,6 @@ def _cmd_login(args: Any) -> int:
     login(config, force=True, flow=flow, open_browser=not args.no_browser)
     _say(f"✓ Logged in to {config.domain}.")
     return 0
-
-
-def _store_summary(config: Config) -> str:
-    return "system keyring" if config.preferred_token_storage == "system" else config.keyring_path
 
 
 def _cmd_logout(args: Any) -> int:
