@@ -1070,6 +1070,9 @@ def _file_store_write(path: str, data: Mapping[str, Mapping[str, str]]) -> None:
         raise _storage_error(path, e, "saving the API key") from None
 
 
+_file_store_cache: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, str]]]] = {}
+
+
 class _FileStore:
     """The reference's ``~/.anaconda/keyring`` file, done safely."""
 
@@ -1078,7 +1081,19 @@ class _FileStore:
         self.description = f"file {path}"
 
     def get(self, username: str) -> str | None:
-        return _file_store_read(self.path).get(KEYRING_SERVICE, {}).get(username)
+        # Every request() asks for the key: re-read the file only when it changed (a write
+        # replaces the file, so its inode changes too).
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            raise _storage_error(self.path, e, "reading stored API keys") from None
+        signature = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = _file_store_cache.get(self.path)
+        if cached is None or cached[0] != signature:
+            cached = _file_store_cache[self.path] = (signature, _file_store_read(self.path))
+        return cached[1].get(KEYRING_SERVICE, {}).get(username)
 
     def update(self, change: Callable[[dict[str, str]], bool]) -> None:
         """Read, ``change`` the service's entries in place, write back: all under the lock."""
@@ -1601,12 +1616,34 @@ def _proxy_for(url: str, config: Config) -> str | None:
             if config.proxy_servers.get(key):
                 return config.proxy_servers[key]
         return None
+    proxies, from_environment = _discovered_proxies()
+    if not proxies:
+        return None
     import urllib.request
 
-    proxies = urllib.request.getproxies()
-    if not proxies or urllib.request.proxy_bypass(host):
-        return None
-    return proxies.get(scheme) or proxies.get("all")
+    bypass = (urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
+              if from_environment
+              else urllib.request.proxy_bypass(host))
+    return None if bypass else proxies.get(scheme) or proxies.get("all")
+
+
+_PROXY_VARIABLES = tuple(f"{name}{suffix}" for name in ("http", "https", "all", "no")
+                         for suffix in ("_proxy", "_PROXY"))
+_proxy_cache: dict[tuple[str | None, ...], tuple[dict[str, str], bool]] = {}
+
+
+def _discovered_proxies() -> tuple[dict[str, str], bool]:
+    """(proxies, whether they came from the environment), recomputed only when a proxy
+    variable changes: scanning the whole environment on every request costs more than the
+    request itself."""
+    key = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+    if key not in _proxy_cache:
+        import urllib.request
+
+        from_environment = urllib.request.getproxies_environment()
+        proxies = from_environment or urllib.request.getproxies()  # system settings otherwise
+        _proxy_cache[key] = (proxies, bool(from_environment))
+    return _proxy_cache[key]
 
 
 def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
