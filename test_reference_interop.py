@@ -213,6 +213,21 @@ def run_reference(sandbox: Sandbox, reference_python: str, code: str) -> dict[st
     return _finish(start_reference(sandbox, reference_python, code), "reference")
 
 
+def run_cli(sandbox: Sandbox, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """A command line in the sandbox; our repository is importable only for our interpreter."""
+    env = dict(sandbox.env, PYTHONPATH=str(REPO_ROOT)) if argv[0] == sys.executable else sandbox.env
+    return subprocess.run(
+        argv,
+        cwd=sandbox.cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        check=False,
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # Token storage: the same keyring file, read and written by both
 # ------------------------------------------------------------------------------------------------
@@ -282,9 +297,10 @@ domain = "corp.example.com"
 """
 
 
-def keyring_entries(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
-    """The keyring file, with each payload decoded."""
-    data = json.loads(sandbox.keyring_file.read_text())
+def keyring_entries(where: Sandbox | Path) -> dict[str, dict[str, Any]]:
+    """A keyring file (a sandbox's default one, or the given path), each payload decoded."""
+    path = where.keyring_file if isinstance(where, Sandbox) else where
+    data = json.loads(path.read_text())
     return {
         service: {user: json.loads(base64.b64decode(value)) for user, value in users.items()}
         for service, users in data.items()
@@ -292,19 +308,34 @@ def keyring_entries(sandbox: Sandbox) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("config", "domain"),
-    [(None, "anaconda.com"), (SITE_CORP, "corp.example.com")],
-    ids=["anaconda.com", "site-corp"],
+    ("config", "env", "domain", "keyring_file"),
+    [
+        (None, {}, "anaconda.com", "<HOME>/.anaconda/keyring"),
+        (SITE_CORP, {}, "corp.example.com", "<HOME>/.anaconda/keyring"),
+        (
+            None,
+            {"ANACONDA_AUTH_KEYRING_PATH": "<ROOT>/elsewhere/keyring"},
+            "anaconda.com",
+            "<ROOT>/elsewhere/keyring",
+        ),
+    ],
+    ids=["anaconda.com", "site-corp", "keyring-path"],
 )
 def test_key_we_store_is_loaded_by_the_reference(
-    sandbox: Sandbox, reference_python: str, config: str | None, domain: str
+    sandbox: Sandbox,
+    reference_python: str,
+    config: str | None,
+    env: dict[str, str],
+    domain: str,
+    keyring_file: str,
 ) -> None:
     if config:
         sandbox.write(sandbox.config_toml, config)
+    sandbox.env.update({k: sandbox.expand(v) for k, v in env.items()})
     key = make_jwt(time.time() + A_YEAR)
 
     assert run_ours(sandbox, OURS_LOGIN.format(key=key)) == {"returned": key}
-    assert keyring_entries(sandbox) == {
+    assert keyring_entries(Path(sandbox.expand(keyring_file))) == {
         KEYRING_SERVICE: {
             domain: {"domain": domain, "api_key": key, "repo_tokens": [], "version": 2}
         }
@@ -312,7 +343,7 @@ def test_key_we_store_is_loaded_by_the_reference(
 
     loaded = run_reference(sandbox, reference_python, REFERENCE_LOAD)
     assert loaded == {
-        "backend": ["token AnacondaKeyring", 11.0],  # its file store, ~/.anaconda/keyring
+        "backend": ["token AnacondaKeyring", 11.0],  # its file store
         "domain": domain,
         "api_key": key,
         "expired": False,
@@ -320,6 +351,26 @@ def test_key_we_store_is_loaded_by_the_reference(
         "username": None,
         "repo_tokens": [],
     }
+
+
+def test_each_cli_prints_the_key_the_other_side_stored(
+    tmp_path: Path, reference_python: str
+) -> None:
+    """``api-key`` on the command line: the reference's CLI and ours (``python -m``)."""
+    ours_first, theirs_first = make_sandbox(tmp_path / "ours"), make_sandbox(tmp_path / "theirs")
+    key = make_jwt(time.time() + A_YEAR)
+
+    run_ours(ours_first, OURS_LOGIN.format(key=key))
+    theirs_cli = run_cli(ours_first, [reference_python, "-I", "-m", "anaconda_auth", "api-key"])
+    assert (theirs_cli.returncode, theirs_cli.stdout) == (0, key + "\n"), theirs_cli.stderr
+
+    run_reference(
+        theirs_first,
+        reference_python,
+        REFERENCE_SAVE.format(domain="anaconda.com", key=key, username=None, repo_tokens=[]),
+    )
+    ours_cli = run_cli(theirs_first, [sys.executable, "-m", "anaconda_auth", "api-key"])
+    assert (ours_cli.returncode, ours_cli.stdout) == (0, key + "\n"), ours_cli.stderr
 
 
 def test_key_the_reference_stores_is_returned_by_get_api_key(
