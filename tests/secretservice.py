@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .tools import stop_process, wait_until
+from .tools import die_with_parent, stop_process, wait_until
 
 DBUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -99,6 +99,7 @@ class SecretServiceSession:
             self._bus = subprocess.Popen(
                 [dbus_daemon, f"--config-file={config}", "--nofork", "--nopidfile", "--print-address=1"],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self._bus_log, env=child_env,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
             )
             # The printed address is the ready signal of dbus-daemon; it is written once listening.
             assert self._bus.stdout is not None
@@ -110,6 +111,7 @@ class SecretServiceSession:
                 [keyring_daemon, "--foreground", "--unlock", "--components=secrets",
                  f"--control-directory={Path(self._socket_dir) / 'keyring'}"],
                 stdin=subprocess.PIPE, stdout=self._gk_log, stderr=subprocess.STDOUT, env=child_env,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
             )
             assert self._gk.stdin is not None
             self._gk.stdin.write(password.encode())

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote
 
-from .tools import port_accepts, stop_process, wait_until
+from .tools import die_with_parent, port_accepts, stop_process, wait_until
 
 _BASICAUTH_WORD = re.compile(r"[-A-Za-z0-9._]+")
 
@@ -82,6 +82,7 @@ class TinyProxy:
         self._proc = subprocess.Popen(
             [executable, "-d", "-c", self.conf_path],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only calls prctl
         )
         try:
             wait_until(

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from typing import Callable
@@ -85,6 +87,32 @@ def port_accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def die_with_parent() -> None:
+    """``preexec_fn`` for daemons we start: on Linux, SIGTERM them when the test process dies.
+
+    Teardown stops them normally; this only covers a pytest that is killed (timeout, Ctrl-C
+    twice), so no bus, keyring daemon or proxy outlives the run that started it.
+    """
+    if _prctl is not None:
+        _prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG = 1
+
+
+def _load_prctl():
+    # Looked up in the parent: between fork and exec the child only calls the C function
+    # (no imports, no locks), which is what makes this preexec_fn safe with threads around.
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_prctl = _load_prctl()
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
