@@ -393,8 +393,11 @@ def _browser_python() -> str:
                 return python
             tools.missing_part(f"{python} cannot import playwright ({probe.stderr.strip().splitlines()[-1:]}); "
                                "pip install -r requirements-browser.txt into it (never `playwright install`)")
-    tools.missing_part("no Python with playwright for the Chromium tests: set ANACONDA_AUTH_TEST_BROWSER_PYTHON "
-                       "or create .venvs/browser (scripts/test-all does both)")
+    explicit = os.environ.get("ANACONDA_AUTH_TEST_BROWSER_PYTHON")
+    where = f"ANACONDA_AUTH_TEST_BROWSER_PYTHON={explicit} is not an executable" if explicit else (
+        "ANACONDA_AUTH_TEST_BROWSER_PYTHON is not set and .venvs/browser does not exist")
+    tools.missing_part(f"no Python with playwright for the Chromium tests: {where}; "
+                       "scripts/test-all creates .venvs/browser and sets the variable")
     raise AssertionError("unreachable")
 
 
