@@ -842,8 +842,9 @@ def resolve_config(
     sites = _configured_sites(document, environ, config_path)
     top = (explicit, auth_env, auth_secrets, auth_dotenv)
     requested_site = site or first("site", *top)
+    requested_domain = first("domain", *top)
     chosen = _select_site(
-        sites, requested_site, first("domain", *top),
+        sites, requested_site, requested_domain,
         default_site if isinstance(default_site, str) else None, config_path,
     )
     site_layer = []
@@ -860,8 +861,12 @@ def resolve_config(
         _apply(values, sources, layer, from_text=True)
     _warn_legacy(legacy)
     _finish_values(values, sources, home, environ)
-    values["site"] = chosen if chosen is not None else values["domain"]
-    sources["site"] = f"{config_path} [sites.{chosen}]" if chosen is not None else "domain"
+    if chosen is not None:
+        values["site"], sources["site"] = chosen, f"{config_path} [sites.{chosen}]"
+    elif requested_domain and not requested_site:
+        values["site"], sources["site"] = values["domain"], "domain"  # a domain with no site
+    else:  # the reference's implicit site, whatever [plugin.auth] or legacy settings say
+        values["site"], sources["site"] = DEFAULT_DOMAIN, "implicit default site"
     return Config(values, sources, config_path)
 
 
