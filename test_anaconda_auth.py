@@ -1,0 +1,2138 @@
+"""Tests of anaconda_auth.py, in the module's own order: errors, configuration, token storage,
+public API, command line (and, last, what importing and running it pulls in).
+
+Isolation rules every test follows:
+
+* configuration is resolved with explicit ``environ=``, ``home=`` and ``cwd=`` pointing into a
+  temporary directory (the ``sandbox`` fixture); an autouse fixture also points ``HOME`` at a
+  temporary directory and removes every ``ANACONDA_*`` / ``CONDA_*`` variable, so a forgotten
+  argument can never reach the real ``~/.anaconda``;
+* the CLI runs as a subprocess, ``python -m anaconda_auth ...``, in the temporary working
+  directory, with a clean copy of the environment (no ``ANACONDA_*``, ``CONDA_*``, D-Bus or XDG
+  variables of the machine), ``HOME`` = the temporary home and ``ANACONDA_SECRETS_DIR`` = an empty
+  temporary directory;
+* nothing sleeps: waiting is on pipes, ``select`` on a pseudo-terminal, or process exit.
+
+The real Secret Service comes from the ``secret_service`` fixture in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pty
+import select
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+import anaconda_auth as aa
+
+REPO = Path(__file__).resolve().parent
+SERVICE = "Anaconda Cloud"
+CLI = [sys.executable, "-m", "anaconda_auth"]
+SUBPROCESS_TIMEOUT = 60.0
+MASK = "********"
+
+# The reference's own example (behaviour notes §2.1): TokenInfo(domain="anaconda.com",
+# api_key="abc").save() stores exactly this value.
+REFERENCE_ABC_PAYLOAD = (
+    "eyJkb21haW4iOiJhbmFjb25kYS5jb20iLCJhcGlfa2V5IjoiYWJjIiwicmVwb190b2tlbnMiOltdLCJ2ZXJzaW9uIjoyfQ=="
+)
+
+# Variables of the machine that would leak its configuration into a subprocess.
+_LEAKY_VARS = (
+    "CONDARC", "MAMBARC", "DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND", "PYTHONSTARTUP",
+    "PYTHONHOME", "PYTHONPATH", "XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_RUNTIME_DIR",
+    "XDG_CACHE_HOME", "BROWSER",
+)
+
+# Modules that only the paths needing them may import (CONTRACT §1, issue item 8).
+HEAVY_MODULES = ("urllib3", "keyring", "http.server", "webbrowser", "tomllib", "tomli")
+
+TWO_SITES = """\
+[sites.alpha]
+domain = "alpha.example"
+ssl_verify = false
+
+[sites.beta]
+domain = "beta.example:8443"
+use_device_flow = false
+"""
+
+
+# =================================================================================================
+# Helpers and fixtures: sandboxes, tokens, subprocesses, pseudo-terminals
+# =================================================================================================
+
+
+def make_jwt(claims: dict[str, Any]) -> str:
+    """An unsigned-looking JWT with these claims (the module never checks signatures)."""
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def key_expiring_in(seconds: float, **claims: Any) -> str:
+    return make_jwt({"sub": "someone", "exp": int(time.time() + seconds), **claims})
+
+
+def payload_json(domain: str, api_key: str, username: str | None = None,
+                 repo_tokens: list | None = None) -> str:
+    """The reference's TokenInfo JSON: compact, None fields omitted, in its field order."""
+    payload: dict[str, Any] = {"domain": domain, "api_key": api_key}
+    if username is not None:
+        payload["username"] = username
+    payload["repo_tokens"] = repo_tokens or []
+    payload["version"] = 2
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def payload_b64(domain: str, api_key: str, **kw: Any) -> str:
+    return base64.b64encode(payload_json(domain, api_key, **kw).encode()).decode()
+
+
+def decode_entry(value: str) -> dict[str, Any]:
+    return json.loads(base64.b64decode(value))
+
+
+def clean_environ() -> dict[str, str]:
+    """os.environ without anything that selects configuration or a keyring."""
+    return {
+        k: v for k, v in os.environ.items()
+        if not k.upper().startswith(("ANACONDA_", "CONDA_")) and k not in _LEAKY_VARS
+    }
+
+
+class Sandbox:
+    """A temporary HOME, working directory and secrets dir; resolves configs and runs the CLI."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.cwd = root / "work"
+        self.secrets = root / "secrets"
+        self.run_dir = root / "run"
+        for d in (self.home, self.cwd, self.secrets, self.run_dir):
+            d.mkdir(parents=True)
+        os.chmod(self.run_dir, 0o700)
+        # What resolve_config sees in-process (never the machine's environment).
+        self.environ: dict[str, str] = {"HOME": str(self.home),
+                                        "ANACONDA_SECRETS_DIR": str(self.secrets)}
+
+    # -- files --------------------------------------------------------------------------------
+
+    @property
+    def anaconda_dir(self) -> Path:
+        return self.home / ".anaconda"
+
+    @property
+    def config_toml(self) -> Path:
+        return self.anaconda_dir / "config.toml"
+
+    @property
+    def keyring_file(self) -> Path:
+        return self.anaconda_dir / "keyring"
+
+    def write_config(self, text: str) -> Path:
+        self.anaconda_dir.mkdir(exist_ok=True)
+        self.config_toml.write_text(textwrap.dedent(text), encoding="utf-8")
+        return self.config_toml
+
+    def write_dotenv(self, text: str) -> None:
+        (self.cwd / ".env").write_text(textwrap.dedent(text), encoding="utf-8")
+
+    def write_secret(self, name: str, value: str) -> None:
+        (self.secrets / name).write_text(value, encoding="utf-8")
+
+    def write_keyring(self, content: Any) -> bytes:
+        """The file store with ``content`` (a dict is JSON-encoded as the reference does)."""
+        self.anaconda_dir.mkdir(exist_ok=True)
+        if isinstance(content, (dict, list)):
+            data = json.dumps(content).encode()
+        elif isinstance(content, str):
+            data = content.encode()
+        else:
+            data = content
+        self.keyring_file.write_bytes(data)
+        return data
+
+    def store(self, domain: str, api_key: str, **kw: Any) -> bytes:
+        """Write one entry directly into the file store, as the reference would."""
+        data = self.read_keyring() or {SERVICE: {}}
+        data.setdefault(SERVICE, {})[domain] = payload_b64(domain, api_key, **kw)
+        return self.write_keyring(data)
+
+    def keyring_bytes(self) -> bytes | None:
+        try:
+            return self.keyring_file.read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def read_keyring(self) -> dict[str, Any] | None:
+        data = self.keyring_bytes()
+        return None if data is None else json.loads(data)
+
+    def stored_entries(self) -> dict[str, dict[str, Any]]:
+        return {d: decode_entry(v) for d, v in (self.read_keyring() or {}).get(SERVICE, {}).items()}
+
+    def leftover_files(self) -> list[str]:
+        """Anything in ~/.anaconda besides the store, its lock and the config."""
+        expected = {"keyring", "keyring.lock", "config.toml"}
+        return sorted(p.name for p in self.anaconda_dir.iterdir() if p.name not in expected)
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def resolve(self, site: str | None = None, env: dict[str, str] | None = None,
+                **overrides: Any) -> aa.Config:
+        environ = {**self.environ, **(env or {})}
+        return aa.resolve_config(site, environ=environ, home=str(self.home), cwd=str(self.cwd),
+                                 **overrides)
+
+    # -- the command line -----------------------------------------------------------------------
+
+    def cli_env(self, env: dict[str, str] | None = None) -> dict[str, str]:
+        full = clean_environ()
+        full.update(
+            HOME=str(self.home),
+            ANACONDA_SECRETS_DIR=str(self.secrets),
+            PYTHONPATH=str(REPO),
+            PYTHONIOENCODING="utf-8",
+            PYTHONDONTWRITEBYTECODE="1",
+            XDG_RUNTIME_DIR=str(self.run_dir),
+            XDG_CONFIG_HOME=str(self.home / ".config"),
+            XDG_DATA_HOME=str(self.home / ".local" / "share"),
+        )
+        full.update(env or {})
+        return full
+
+    def cli(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None,
+            prefix: Sequence[str] = (), python_args: Sequence[str] = ()
+            ) -> subprocess.CompletedProcess:
+        argv = [*prefix, sys.executable, *python_args, "-m", "anaconda_auth", *args]
+        return subprocess.run(
+            argv, check=False, cwd=self.cwd, env=self.cli_env(env), capture_output=True, text=True,
+            input=stdin if stdin is not None else "", timeout=SUBPROCESS_TIMEOUT,
+            encoding="utf-8",
+        )
+
+    def python(self, code: str, env: dict[str, str] | None = None,
+               args: Sequence[str] = ()) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", code, *args], check=False, cwd=self.cwd,
+            env=self.cli_env(env),
+            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, encoding="utf-8",
+            stdin=subprocess.DEVNULL,
+        )
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Sandbox:
+    return Sandbox(tmp_path / "sandbox")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Belt and braces: even a default argument must not reach the real ~/.anaconda."""
+    safety_home = tmp_path / "safety-home"
+    safety_home.mkdir()
+    monkeypatch.setenv("HOME", str(safety_home))
+    for name in list(os.environ):
+        if name.upper().startswith(("ANACONDA_", "CONDA_")) or name in ("CONDARC", "MAMBARC"):
+            monkeypatch.delenv(name)
+    # Warnings shown once per process: each test starts with none shown yet.
+    monkeypatch.setattr(aa, "_warned", set())
+
+
+def assert_ok(result: subprocess.CompletedProcess, code: int = 0) -> None:
+    assert result.returncode == code, (
+        f"exit {result.returncode}, expected {code}\nstdout:\n{result.stdout}\n"
+        f"stderr:\n{result.stderr}"
+    )
+
+
+def assert_no_traceback(result: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in result.stderr + result.stdout, result.stderr
+
+
+def run_on_terminal(
+    argv: Sequence[str], env: dict[str, str], cwd: Path,
+    script: Sequence[tuple[str, Callable[[subprocess.Popen, int], None]]],
+    timeout: float = SUBPROCESS_TIMEOUT,
+) -> tuple[int, str]:
+    """Run ``argv`` with stdin/stdout/stderr on a pseudo-terminal (so isatty() is true).
+
+    ``script``: (text to wait for, action(proc, master_fd)) pairs, in order. Returns the exit
+    code and everything the program wrote to the terminal (including echoed input).
+    """
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(list(argv), stdin=slave, stdout=slave, stderr=slave, env=env,
+                            cwd=str(cwd), close_fds=True)
+    os.close(slave)
+    output = b""
+    deadline = time.monotonic() + timeout
+
+    def read_some() -> bytes:
+        nonlocal output
+        ready, _, _ = select.select([master], [], [], max(0.0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"timed out waiting on the terminal; output so far:\n{output!r}")
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every process holding the terminal has exited
+            chunk = b""
+        output += chunk
+        return chunk
+
+    try:
+        seen = 0
+        for wait_for, action in script:
+            while wait_for.encode() not in output[seen:]:
+                if not read_some():
+                    raise AssertionError(f"{wait_for!r} never appeared; output:\n{output!r}")
+            seen = output.index(wait_for.encode(), seen) + len(wait_for)
+            action(proc, master)
+        while read_some():
+            pass
+        code = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return code, output.decode("utf-8", "replace").replace("\r\n", "\n")
+
+
+def type_line(text: str) -> Callable[[subprocess.Popen, int], None]:
+    return lambda proc, master: os.write(master, text.encode() + b"\n")
+
+
+def modes_of(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def drop_file_permission_override() -> list[str]:
+    """A command prefix under which a mode-000 file is really unreadable.
+
+    Root ignores file modes (CAP_DAC_OVERRIDE); ``setpriv`` (util-linux) starts the child
+    without that capability, so an unreadable token file is unreadable to it, as to a user.
+    """
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.fail("running as root needs setpriv (Debian package util-linux) to drop "
+                    "CAP_DAC_OVERRIDE for the unreadable-file test", pytrace=False)
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
+
+
+# =================================================================================================
+# Errors
+# =================================================================================================
+
+EXCEPTION_NAMES = (
+    "AnacondaAuthError", "AuthenticationError", "InvalidTokenError", "TokenNotFoundError",
+    "LoginRequiredError", "TokenExpiredError", "UnknownSiteName", "DeviceFlowError",
+    "DeviceFlowTimeout", "DeviceFlowDenied", "ConfigError", "StorageError", "HTTPError",
+)
+
+
+def test_every_public_name_in_all_exists():
+    missing = [name for name in aa.__all__ if not hasattr(aa, name)]
+    assert missing == []
+
+
+def test_contract_names_are_public():
+    contract = {"resolve_config", "login", "get_api_key", "logout", "request", "whoami", "Config",
+                "Response", *EXCEPTION_NAMES}
+    assert contract <= set(aa.__all__)
+
+
+@pytest.mark.parametrize("name", EXCEPTION_NAMES)
+def test_every_error_derives_from_anaconda_auth_error(name):
+    assert issubclass(getattr(aa, name), aa.AnacondaAuthError)
+
+
+def test_error_hierarchy_follows_the_reference():
+    assert issubclass(aa.InvalidTokenError, aa.AuthenticationError)
+    assert issubclass(aa.DeviceFlowTimeout, aa.DeviceFlowError)
+    assert issubclass(aa.DeviceFlowDenied, aa.DeviceFlowError)
+
+
+def test_config_error_is_a_value_error_and_covers_unknown_sites():
+    assert issubclass(aa.ConfigError, ValueError)
+    assert issubclass(aa.UnknownSiteName, aa.ConfigError)
+
+
+def test_http_error_carries_the_response():
+    response = object()
+    error = aa.HTTPError("404 Not Found", response)  # type: ignore[arg-type]
+    assert error.response is response
+    assert str(error) == "404 Not Found"
+
+
+# =================================================================================================
+# Configuration
+# =================================================================================================
+
+REFERENCE_FIELDS = (
+    "site", "preferred_token_storage", "domain", "auth_domain_override", "api_key", "keyring",
+    "keyring_path", "ssl_verify", "extra_headers", "client_id", "redirect_uri",
+    "openid_config_path", "oidc_request_headers", "login_success_path", "login_error_path",
+    "use_unified_repo_api_key", "hash_hostname", "proxy_servers", "client_cert",
+    "client_cert_key", "use_device_flow", "env_manager_channel", "env_manager_package",
+    "env_manager_version",
+)
+
+
+def test_config_has_every_reference_field(sandbox):
+    config = sandbox.resolve()
+    for name in REFERENCE_FIELDS:
+        getattr(config, name)
+
+
+def test_defaults_match_the_reference(sandbox):
+    config = sandbox.resolve()
+    assert config.site == "anaconda.com"
+    assert config.domain == "anaconda.com"
+    assert config.preferred_token_storage == "anaconda-keyring"
+    assert config.ssl_verify is True
+    assert config.client_id == "b4ad7f1d-c784-46b5-a9fe-106e50441f5a"
+    assert config.redirect_uri == "http://127.0.0.1:8000/auth/oidc"
+    assert config.openid_config_path == "/.well-known/openid-configuration"
+    assert config.login_success_path == "/app/local-login-success"
+    assert config.login_error_path == "/app/local-login-error"
+    assert config.use_device_flow is True
+    assert config.hash_hostname is True
+    assert config.use_unified_repo_api_key is False
+    assert config.env_manager_channel == "anaconda-cloud"
+    assert config.env_manager_package == "anaconda-env-manager"
+    assert dict(config.oidc_request_headers or {})["User-Agent"].startswith("anaconda-auth/")
+    # CONTRACT §8: what the reference defaults to None is None here too.
+    for name in ("api_key", "extra_headers", "proxy_servers", "keyring", "client_cert",
+                 "client_cert_key", "auth_domain_override", "env_manager_version"):
+        assert getattr(config, name) is None, name
+    assert config.keyring_path == str(sandbox.home / ".anaconda" / "keyring")
+    assert config.sources["domain"] == "default"
+    assert config.config_path == str(sandbox.config_toml)
+
+
+# -- Precedence: every source beats the ones below it ---------------------------------------------
+# One field (ssl_verify, which every source can set, conda included) gets a different CA file from
+# each source. Step k keeps the sources from k downwards: the value must be source k's.
+
+LADDER = (
+    ("explicit", ("argument ssl_verify",)),
+    ("auth_env", ("environment variable", "ANACONDA_AUTH_SSL_VERIFY")),
+    ("auth_secret", ("secret", "anaconda_auth_ssl_verify")),
+    ("auth_dotenv", (".env", "ANACONDA_AUTH_SSL_VERIFY")),
+    ("site_table", ("[sites.main]",)),
+    ("legacy_env", ("environment variable", "ANACONDA_CLOUD_SSL_VERIFY")),
+    ("legacy_secret", ("secret", "anaconda_cloud_ssl_verify")),
+    ("legacy_dotenv", (".env", "ANACONDA_CLOUD_SSL_VERIFY")),
+    ("legacy_toml", ("[plugin.cloud]",)),
+    ("plugin_auth", ("[plugin.auth]",)),
+    ("conda_env", ("CONDA_SSL_VERIFY",)),
+    ("condarc", (".condarc",)),
+    ("default", ("default",)),
+)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("step", range(len(LADDER)), ids=[name for name, _ in LADDER])
+def test_every_source_beats_the_sources_below_it(sandbox, step):
+    present = {name for name, _ in LADDER[step:]}
+    ca = {}
+    for name, _ in LADDER[:-1]:
+        ca[name] = sandbox.root / f"ca-{name}.pem"
+        ca[name].write_text("not checked here\n")
+    env: dict[str, str] = {}
+    dotenv, toml = [], []
+    overrides = {}
+    if "explicit" in present:
+        overrides["ssl_verify"] = str(ca["explicit"])
+    if "auth_env" in present:
+        env["ANACONDA_AUTH_SSL_VERIFY"] = str(ca["auth_env"])
+    if "auth_secret" in present:
+        sandbox.write_secret("anaconda_auth_ssl_verify", str(ca["auth_secret"]))
+    if "auth_dotenv" in present:
+        dotenv.append(f"ANACONDA_AUTH_SSL_VERIFY={ca['auth_dotenv']}")
+    if "site_table" in present:
+        toml.append(f'[sites.main]\ndomain = "main.example"\nssl_verify = "{ca["site_table"]}"\n')
+    if "legacy_env" in present:
+        env["ANACONDA_CLOUD_SSL_VERIFY"] = str(ca["legacy_env"])
+    if "legacy_secret" in present:
+        sandbox.write_secret("anaconda_cloud_ssl_verify", str(ca["legacy_secret"]))
+    if "legacy_dotenv" in present:
+        dotenv.append(f"ANACONDA_CLOUD_SSL_VERIFY={ca['legacy_dotenv']}")
+    if "legacy_toml" in present:
+        toml.append(f'[plugin.cloud]\nssl_verify = "{ca["legacy_toml"]}"\n')
+    if "plugin_auth" in present:
+        toml.append(f'[plugin.auth]\nssl_verify = "{ca["plugin_auth"]}"\n')
+    if "conda_env" in present:
+        env["CONDA_SSL_VERIFY"] = str(ca["conda_env"])
+    if "condarc" in present:
+        (sandbox.home / ".condarc").write_text(f"channels:\n  - defaults\nssl_verify: {ca['condarc']}\n")
+    if dotenv:
+        sandbox.write_dotenv("\n".join(dotenv) + "\n")
+    if toml:
+        sandbox.write_config("\n".join(toml))
+
+    config = sandbox.resolve(env=env, **overrides)
+
+    name, markers = LADDER[step]
+    expected = True if name == "default" else str(ca[name])
+    assert config.ssl_verify == expected
+    for marker in markers:
+        assert marker in config.sources["ssl_verify"], config.sources["ssl_verify"]
+
+
+def test_conda_settings_supply_proxies_and_client_certificates(sandbox):
+    cert, key = sandbox.root / "client.pem", sandbox.root / "client.key"
+    (sandbox.home / ".condarc").write_text(textwrap.dedent(f"""\
+        # conda's own settings
+        proxy_servers:
+          http: http://proxy.example:3128
+          https: 'http://proxy.example:3129'
+        client_ssl_cert: {cert}
+        client_ssl_cert_key: "{key}"
+        ssl_verify: false
+    """))
+    config = sandbox.resolve()
+    assert dict(config.proxy_servers or {}) == {"http": "http://proxy.example:3128",
+                                                "https": "http://proxy.example:3129"}
+    assert config.client_cert == str(cert)
+    assert config.client_cert_key == str(key)
+    assert config.ssl_verify is False
+    assert ".condarc" in config.sources["client_cert"]
+
+
+def test_conda_env_variable_beats_condarc(sandbox):
+    (sandbox.home / ".condarc").write_text("ssl_verify: true\n")
+    config = sandbox.resolve(env={"CONDA_SSL_VERIFY": "false"})
+    assert config.ssl_verify is False
+    assert config.sources["ssl_verify"] == "environment variable CONDA_SSL_VERIFY"
+
+
+def test_plugin_auth_beats_conda(sandbox):
+    (sandbox.home / ".condarc").write_text("ssl_verify: false\n")
+    sandbox.write_config("[plugin.auth]\nssl_verify = true\n")
+    assert sandbox.resolve().ssl_verify is True
+
+
+def test_real_environment_beats_dotenv_and_dotenv_is_not_exported(sandbox):
+    sandbox.write_dotenv('ANACONDA_AUTH_DOMAIN="dotenv.example"\nANACONDA_AUTH_CLIENT_ID=from-dotenv\n')
+    config = sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "env.example"})
+    assert config.domain == "env.example"
+    assert config.client_id == "from-dotenv"
+    assert "ANACONDA_AUTH_CLIENT_ID" not in os.environ
+
+
+def test_dotenv_understands_export_quotes_and_comments(sandbox):
+    sandbox.write_dotenv("""\
+        # a comment
+        export ANACONDA_AUTH_DOMAIN=exported.example
+        ANACONDA_AUTH_CLIENT_ID='single quoted'
+        ANACONDA_AUTH_REDIRECT_URI=http://127.0.0.1:9000/cb  # trailing comment
+        NOT_OURS=ignored
+    """)
+    config = sandbox.resolve()
+    assert config.domain == "exported.example"
+    assert config.client_id == "single quoted"
+    assert config.redirect_uri == "http://127.0.0.1:9000/cb"
+
+
+@pytest.mark.parametrize("name", ["anaconda_auth_domain", "Anaconda_Auth_Domain",
+                                  "ANACONDA_AUTH_DOMAIN", "ANACONDA_auth_DOMAIN"])
+def test_environment_names_are_case_insensitive(sandbox, name):
+    assert sandbox.resolve(env={name: "case.example"}).domain == "case.example"
+
+
+@pytest.mark.parametrize("name", ["anaconda_auth_client_id", "ANACONDA_AUTH_CLIENT_ID"])
+def test_secret_file_names_match_in_any_case(sandbox, name):
+    sandbox.write_secret(name, "secret-client\n")
+    config = sandbox.resolve()
+    assert config.client_id == "secret-client"
+    assert name in config.sources["client_id"]
+
+
+def test_double_underscore_nests_into_dict_fields(sandbox):
+    config = sandbox.resolve(env={
+        "ANACONDA_AUTH_PROXY_SERVERS__HTTPS": "http://p2:3128",
+        "ANACONDA_AUTH_EXTRA_HEADERS__X_FOO": "bar",
+    })
+    assert dict(config.proxy_servers or {}) == {"https": "http://p2:3128"}
+    assert dict(config.extra_headers or {}) == {"x_foo": "bar"}  # key lowercased, as the reference
+
+
+def test_json_and_nested_forms_deep_merge_with_nested_winning(sandbox):
+    config = sandbox.resolve(env={
+        "ANACONDA_AUTH_PROXY_SERVERS": '{"http": "http://p1:1", "https": "http://json:2"}',
+        "ANACONDA_AUTH_PROXY_SERVERS__HTTPS": "http://nested:3",
+    })
+    assert dict(config.proxy_servers or {}) == {"http": "http://p1:1", "https": "http://nested:3"}
+
+
+def test_dict_fields_deep_merge_across_sources(sandbox):
+    sandbox.write_config('[plugin.auth.proxy_servers]\nhttp = "http://toml-http:1"\n')
+    config = sandbox.resolve(env={"ANACONDA_AUTH_PROXY_SERVERS": '{"https": "http://env-https:2"}'})
+    assert dict(config.proxy_servers or {}) == {"http": "http://toml-http:1",
+                                                "https": "http://env-https:2"}
+    assert "[plugin.auth]" in config.sources["proxy_servers"]
+    assert "ANACONDA_AUTH_PROXY_SERVERS" in config.sources["proxy_servers"]
+
+
+@pytest.mark.parametrize("word,value", [
+    ("1", True), ("true", True), ("TRUE", True), ("yes", True), ("On", True), ("y", True),
+    ("0", False), ("false", False), ("False", False), ("no", False), ("OFF", False), ("n", False),
+])
+def test_boolean_words_are_read_in_any_case(sandbox, word, value):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_USE_DEVICE_FLOW": word,
+                                  "ANACONDA_AUTH_SSL_VERIFY": word})
+    assert config.use_device_flow is value
+    # CONTRACT §2: unlike the reference, "false" in the environment is not a CA path.
+    assert config.ssl_verify is value
+
+
+def test_toml_string_false_for_ssl_verify_means_false(sandbox):
+    sandbox.write_config('[plugin.auth]\nssl_verify = "false"\n')
+    assert sandbox.resolve().ssl_verify is False
+
+
+def test_ssl_verify_keeps_truststore_and_existing_ca_paths(sandbox):
+    ca = sandbox.root / "ca.pem"
+    ca.write_text("pem\n")
+    assert sandbox.resolve(env={"ANACONDA_AUTH_SSL_VERIFY": "truststore"}).ssl_verify == "truststore"
+    assert sandbox.resolve(env={"ANACONDA_AUTH_SSL_VERIFY": str(ca)}).ssl_verify == str(ca)
+
+
+def test_empty_api_key_variable_means_not_set(sandbox):
+    assert sandbox.resolve(env={"ANACONDA_AUTH_API_KEY": ""}).api_key is None
+
+
+def test_unknown_keys_and_variables_are_ignored(sandbox):
+    sandbox.write_config('unknown_root = 1\n[plugin.auth]\nno_such_field = "x"\ndomain = "ok.example"\n')
+    config = sandbox.resolve(env={"ANACONDA_AUTH_NO_SUCH_FIELD": "x"})
+    assert config.domain == "ok.example"
+
+
+def test_conda_and_navigator_only_fields_are_accepted(sandbox):
+    sandbox.write_config('[plugin.auth]\nenv_manager_channel = "mine"\n'
+                         '[plugin.auth.oidc_request_headers]\nX-Test = "1"\n')
+    config = sandbox.resolve()
+    assert config.env_manager_channel == "mine"
+
+
+@pytest.mark.parametrize("given,stored", [("1.2.3", "=1.2.3"), ("==1.2.3", "==1.2.3"),
+                                          (">1.2.3", ">1.2.3"), ("<=1.2.3", "<=1.2.3"),
+                                          ("!=1.0", "!=1.0")])
+def test_env_manager_version_gets_an_equals_sign_like_the_reference(sandbox, given, stored):
+    assert sandbox.resolve(env={"ANACONDA_AUTH_ENV_MANAGER_VERSION": given}).env_manager_version == stored
+
+
+def test_keyring_path_expands_variables_and_tilde(sandbox):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_KEYRING_PATH": "$STORE_DIR/kr",
+                                  "STORE_DIR": str(sandbox.root / "elsewhere")})
+    assert config.keyring_path == str(sandbox.root / "elsewhere" / "kr")
+    config = sandbox.resolve(env={"ANACONDA_AUTH_KEYRING_PATH": "~/custom/kr"})
+    assert config.keyring_path == str(sandbox.home / "custom" / "kr")
+
+
+def test_config_file_location_comes_from_anaconda_config_toml(sandbox):
+    other = sandbox.root / "other.toml"
+    other.write_text('[plugin.auth]\ndomain = "other-file.example"\n')
+    sandbox.write_config('[plugin.auth]\ndomain = "default-file.example"\n')
+    config = sandbox.resolve(env={"ANACONDA_CONFIG_TOML": str(other)})
+    assert config.domain == "other-file.example"
+    assert config.config_path == str(other)
+    assert str(other) in config.sources["domain"]
+
+
+def test_config_file_is_read_again_on_every_resolve(sandbox):
+    sandbox.write_config('[plugin.auth]\ndomain = "first.example"\n')
+    assert sandbox.resolve().domain == "first.example"
+    sandbox.write_config('[plugin.auth]\ndomain = "second.example"\n')
+    assert sandbox.resolve().domain == "second.example"
+
+
+def test_explicit_argument_that_is_no_setting_is_a_config_error(sandbox):
+    with pytest.raises(aa.ConfigError, match="no_such_setting"):
+        sandbox.resolve(no_such_setting=1)
+
+
+# -- Legacy names ---------------------------------------------------------------------------------
+
+
+def test_legacy_settings_warn_on_stderr_and_with_a_deprecation_warning_naming_the_fields(
+        sandbox, capsys):
+    sandbox.write_config('[plugin.cloud]\nssl_verify = false\n')
+    with pytest.warns(DeprecationWarning) as recorded:
+        config = sandbox.resolve(env={"ANACONDA_CLOUD_DOMAIN": "legacy.example"})
+    assert config.domain == "legacy.example"
+    assert config.ssl_verify is False
+    messages = [str(w.message) for w in recorded if issubclass(w.category, DeprecationWarning)]
+    assert len(messages) == 1
+    assert '"domain", "ssl_verify"' in messages[0]  # sorted and double-quoted, as the reference
+    assert "ANACONDA_CLOUD_" in messages[0]
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err_lines) == 1
+    assert '"domain", "ssl_verify"' in err_lines[0]
+
+
+def test_no_deprecation_warning_without_legacy_settings(sandbox, capsys):
+    with warnings.catch_warnings(record=True) as recorded:
+        warnings.simplefilter("always")
+        sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "new.example"})
+    assert [w for w in recorded if issubclass(w.category, DeprecationWarning)] == []
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_auth_variables_beat_legacy_and_legacy_beats_plugin_auth(sandbox):
+    sandbox.write_config('[plugin.auth]\nclient_id = "plugin-auth"\ndomain = "plugin.example"\n')
+    config = sandbox.resolve(env={"ANACONDA_CLOUD_CLIENT_ID": "legacy",
+                                  "ANACONDA_CLOUD_DOMAIN": "legacy.example",
+                                  "ANACONDA_AUTH_DOMAIN": "auth.example"})
+    assert config.domain == "auth.example"
+    assert config.client_id == "legacy"
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_legacy_domain_does_not_select_a_site(sandbox):
+    sandbox.write_config(TWO_SITES)
+    config = sandbox.resolve(env={"ANACONDA_CLOUD_DOMAIN": "beta.example:8443"})
+    assert config.site == "alpha"
+    assert config.domain == "alpha.example"  # the site table beats legacy values
+
+
+# -- Site selection -------------------------------------------------------------------------------
+
+
+def test_first_site_in_file_order_is_the_default(sandbox):
+    sandbox.write_config(TWO_SITES)
+    config = sandbox.resolve()
+    assert (config.site, config.domain, config.ssl_verify) == ("alpha", "alpha.example", False)
+    assert "[sites.alpha]" in config.sources["domain"]
+
+
+def test_default_site_selects_by_name_or_by_domain(sandbox):
+    sandbox.write_config('default_site = "beta"\n' + TWO_SITES)
+    config = sandbox.resolve()
+    assert (config.site, config.domain, config.use_device_flow) == ("beta", "beta.example:8443", False)
+    sandbox.write_config('default_site = "beta.example:8443"\n' + TWO_SITES)
+    assert sandbox.resolve().site == "beta"
+
+
+def test_anaconda_default_site_variable_beats_the_file(sandbox):
+    sandbox.write_config('default_site = "alpha"\n' + TWO_SITES)
+    assert sandbox.resolve(env={"ANACONDA_DEFAULT_SITE": "beta"}).site == "beta"
+
+
+def test_anaconda_default_site_from_secret_file_and_dotenv(sandbox):
+    sandbox.write_config(TWO_SITES)
+    sandbox.write_dotenv("ANACONDA_DEFAULT_SITE=beta\n")
+    assert sandbox.resolve().site == "beta"
+    sandbox.write_dotenv("")
+    sandbox.write_secret("anaconda_default_site", "beta")
+    assert sandbox.resolve().site == "beta"
+
+
+def test_site_argument_selects_by_name_or_by_domain(sandbox):
+    sandbox.write_config(TWO_SITES)
+    assert sandbox.resolve("beta").domain == "beta.example:8443"
+    # CONTRACT §8: a configured site's domain is accepted where a name is.
+    by_domain = sandbox.resolve("beta.example:8443")
+    assert (by_domain.site, by_domain.use_device_flow) == ("beta", False)
+
+
+def test_site_variable_selects_a_site(sandbox):
+    sandbox.write_config(TWO_SITES)
+    assert sandbox.resolve(env={"ANACONDA_AUTH_SITE": "beta"}).site == "beta"
+
+
+def test_domain_variable_selects_the_site_with_that_domain(sandbox):
+    sandbox.write_config(TWO_SITES)
+    config = sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "beta.example:8443"})
+    assert config.site == "beta"
+    assert config.use_device_flow is False  # the site table applies
+
+
+def test_domain_matching_no_site_uses_only_plugin_auth_and_defaults(sandbox):
+    sandbox.write_config(TWO_SITES + '\n[plugin.auth]\nclient_id = "from-plugin-auth"\n')
+    config = sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "https://unlisted.example/"})
+    assert config.domain == "unlisted.example"
+    assert config.site == "unlisted.example"
+    assert config.ssl_verify is True  # alpha's table did not apply
+    assert config.client_id == "from-plugin-auth"
+
+
+def test_anaconda_com_is_an_implicit_site_even_when_others_are_configured(sandbox):
+    sandbox.write_config(TWO_SITES)
+    config = sandbox.resolve("anaconda.com")
+    assert (config.site, config.domain, config.ssl_verify) == ("anaconda.com", "anaconda.com", True)
+
+
+def test_without_sites_the_implicit_anaconda_com_site_takes_plugin_auth(sandbox):
+    # Reference behaviour notes §1.4: [plugin.auth] domain="localhost" with no sites gives
+    # domain "localhost" while site stays "anaconda.com".
+    sandbox.write_config('[plugin.auth]\ndomain = "localhost"\n')
+    config = sandbox.resolve()
+    assert config.domain == "localhost"
+    assert config.site == "anaconda.com"
+    # The same when other sites exist and the default names the implicit one.
+    sandbox.write_config(TWO_SITES + '\n[plugin.auth]\ndomain = "localhost:8000"\n')
+    config = sandbox.resolve(env={"ANACONDA_DEFAULT_SITE": "anaconda.com"})
+    assert (config.site, config.domain) == ("anaconda.com", "localhost:8000")
+
+
+def test_site_table_without_domain_inherits_plugin_auth_domain(sandbox):
+    sandbox.write_config('[sites.nodomain]\nclient_id = "c"\n\n[plugin.auth]\ndomain = "pa.example"\n')
+    config = sandbox.resolve()
+    assert (config.site, config.domain, config.client_id) == ("nodomain", "pa.example", "c")
+
+
+def test_sites_from_the_environment(sandbox):
+    config = sandbox.resolve("gamma", env={"ANACONDA_SITES__GAMMA__DOMAIN": "gamma.example"})
+    assert (config.site, config.domain) == ("gamma", "gamma.example")
+    config = sandbox.resolve("delta", env={"ANACONDA_SITES": '{"delta": {"domain": "d.example"}}'})
+    assert config.domain == "d.example"
+
+
+def test_unknown_site_name_is_an_error_naming_the_config_file(sandbox):
+    sandbox.write_config(TWO_SITES)
+    with pytest.raises(aa.UnknownSiteName) as info:
+        sandbox.resolve("nope")
+    assert "nope" in str(info.value)
+    assert str(sandbox.config_toml) in str(info.value)
+
+
+# -- Domain normalisation (behaviour notes §1.6) -------------------------------------------------
+
+DOMAIN_EXAMPLES = [
+    ("foo.com", "foo.com"), ("foo.com/", "foo.com"), ("foo.com/api/barhttps://foo.com/", "foo.com"),
+    ("http://foo.com/", "foo.com"), ("https://foo.com/api/bar", "foo.com"),
+    ("http://foo.com/api/bar", "foo.com"), ("localhost:8000", "localhost:8000"),
+    ("http://localhost:8000", "localhost:8000"), ("http://localhost:8000/", "localhost:8000"),
+    ("https://Foo.COM:8443/path", "Foo.COM:8443"),
+]
+
+
+@pytest.mark.parametrize("given,normalised", DOMAIN_EXAMPLES)
+def test_domains_are_normalised_like_the_reference(sandbox, given, normalised):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": given,
+                                  "ANACONDA_AUTH_AUTH_DOMAIN_OVERRIDE": given})
+    assert config.domain == normalised
+    assert config.auth_domain_override == normalised
+    assert config.site == normalised
+    assert sandbox.resolve(domain=given).domain == normalised
+
+
+@pytest.mark.parametrize("how", ["argument", "environment"])
+@pytest.mark.parametrize("bad", ["http://", ""])
+def test_a_domain_that_is_not_a_domain_is_a_config_error(sandbox, bad, how):
+    with pytest.raises(aa.ConfigError):
+        if how == "argument":
+            sandbox.resolve(domain=bad)
+        else:
+            sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": bad})
+
+
+# -- The Config value -----------------------------------------------------------------------------
+
+
+def test_config_is_immutable(sandbox):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_PROXY_SERVERS": '{"https": "http://p:1"}'})
+    with pytest.raises(AttributeError, match="replace"):
+        config.domain = "other.example"  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        config.proxy_servers["http"] = "x"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        config.sources["domain"] = "x"  # type: ignore[index]
+    assert config.domain == "anaconda.com"
+
+
+def test_replace_returns_a_validated_copy_and_records_the_source(sandbox):
+    config = sandbox.resolve()
+    changed = config.replace(domain="https://changed.example/path", use_device_flow="no")
+    assert (changed.domain, changed.use_device_flow) == ("changed.example", False)
+    assert "argument" in changed.sources["domain"]
+    assert (config.domain, config.use_device_flow) == ("anaconda.com", True)
+    assert changed != config
+    assert config.replace() == config
+    with pytest.raises(aa.ConfigError):
+        config.replace(use_device_flow="maybe")
+    with pytest.raises(aa.ConfigError):
+        config.replace(no_such_field=1)
+
+
+def test_repr_masks_secrets(sandbox):
+    config = sandbox.resolve(env={
+        "ANACONDA_AUTH_API_KEY": "sekrit-api-key-123",
+        "ANACONDA_AUTH_KEYRING": json.dumps({SERVICE: {"anaconda.com": "c2VrcmV0LWtleXJpbmc="}}),
+        "ANACONDA_AUTH_PROXY_SERVERS": '{"https": "http://user:proxy-pass-456@proxy:3128"}',
+        "ANACONDA_AUTH_EXTRA_HEADERS": '{"Authorization": "Bearer header-secret-789"}',
+    })
+    text = repr(config)
+    for secret in ("sekrit-api-key-123", "c2VrcmV0LWtleXJpbmc=", "proxy-pass-456", "header-secret-789"):
+        assert secret not in text
+    assert MASK in text
+    assert "user:" in text  # the proxy user is shown, only its password is masked
+    assert config.api_key == "sekrit-api-key-123"  # masked in repr only
+
+
+def test_sources_say_where_each_value_came_from(sandbox):
+    sandbox.write_config('[plugin.auth]\nclient_id = "toml-client"\n')
+    config = sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "env.example"})
+    assert config.sources["domain"] == "environment variable ANACONDA_AUTH_DOMAIN"
+    assert str(sandbox.config_toml) in config.sources["client_id"]
+    assert "[plugin.auth]" in config.sources["client_id"]
+    assert config.sources["redirect_uri"] == "default"
+    assert set(config.sources) >= set(REFERENCE_FIELDS)
+
+
+def test_derived_urls(sandbox):
+    config = sandbox.resolve(domain="example.com", auth_domain_override="auth.example.com")
+    assert config.auth_domain == "auth.example.com"
+    assert config.well_known_url == "https://auth.example.com/.well-known/openid-configuration"
+    # The success and error pages live on the domain, not on the auth domain.
+    assert config.login_success_url == "https://example.com/app/local-login-success"
+    assert config.login_error_url == "https://example.com/app/local-login-error"
+    plain = sandbox.resolve(domain="localhost:8000", openid_config_path="/custom/.well-known")
+    assert plain.auth_domain == "localhost:8000"
+    assert plain.well_known_url == "https://localhost:8000/custom/.well-known"
+
+
+# -- Bad configuration input: ConfigError naming the source ---------------------------------------
+
+
+def test_malformed_config_toml_error_names_the_file_and_line(sandbox):
+    sandbox.write_config('[plugin.auth]\ndomain = "ok.example"\nbroken = = 2\nother = 3\n')
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve()
+    assert str(sandbox.config_toml) in str(info.value)
+    assert "line 3" in str(info.value), str(info.value)
+
+
+def test_default_site_naming_no_site_is_a_config_error(sandbox):
+    sandbox.write_config('default_site = "missing"\n' + TWO_SITES)
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve()
+    assert "missing" in str(info.value)
+    assert str(sandbox.config_toml) in str(info.value)
+    sandbox.write_config(TWO_SITES)
+    with pytest.raises(aa.ConfigError, match="missing"):
+        sandbox.resolve(env={"ANACONDA_DEFAULT_SITE": "missing"})
+
+
+def test_ambiguous_domain_is_a_config_error_naming_both_sites(sandbox):
+    sandbox.write_config('[sites.one]\ndomain = "dup.example"\n\n[sites.two]\ndomain = "dup.example"\n')
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve("dup.example")
+    assert "one" in str(info.value) and "two" in str(info.value)
+
+
+def test_ssl_verify_pointing_to_a_missing_file_is_a_config_error_naming_the_source(sandbox):
+    missing = str(sandbox.root / "no-such-ca.pem")
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve(env={"ANACONDA_AUTH_SSL_VERIFY": missing})
+    assert "ANACONDA_AUTH_SSL_VERIFY" in str(info.value) and missing in str(info.value)
+    sandbox.write_config(f'[plugin.auth]\nssl_verify = "{missing}"\n')
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve()
+    assert str(sandbox.config_toml) in str(info.value)
+
+
+@pytest.mark.parametrize("variable", ["ANACONDA_AUTH_EXTRA_HEADERS", "ANACONDA_AUTH_PROXY_SERVERS",
+                                      "ANACONDA_AUTH_KEYRING"])
+def test_bad_json_in_a_json_valued_variable_is_a_config_error_naming_it(sandbox, variable):
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve(env={variable: "{not json"})
+    assert variable in str(info.value)
+
+
+@pytest.mark.parametrize("variable", ["ANACONDA_AUTH_USE_DEVICE_FLOW", "ANACONDA_AUTH_HASH_HOSTNAME",
+                                      "ANACONDA_AUTH_USE_UNIFIED_REPO_API_KEY"])
+def test_boolean_variable_that_is_no_boolean_word_is_a_config_error(sandbox, variable):
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve(env={variable: "maybe"})
+    assert variable in str(info.value) and "maybe" in str(info.value)
+
+
+def test_unknown_token_storage_is_a_config_error(sandbox):
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve(env={"ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "vault"})
+    assert "vault" in str(info.value) and "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE" in str(info.value)
+    sandbox.write_config('[plugin.auth]\npreferred_token_storage = "vault"\n')
+    with pytest.raises(aa.ConfigError, match="vault"):
+        sandbox.resolve()
+
+
+def test_ssl_verify_that_is_neither_bool_nor_string_is_a_config_error(sandbox):
+    sandbox.write_config("[plugin.auth]\nssl_verify = 0\n")
+    with pytest.raises(aa.ConfigError, match="ssl_verify"):
+        sandbox.resolve()
+
+
+def test_config_toml_needs_tomli_only_before_python_3_11(sandbox):
+    """Without tomllib or tomli an existing config.toml is a clear error, not a crash."""
+    sandbox.write_config('[plugin.auth]\ndomain = "toml.example"\n')
+    code = ("import sys; sys.modules['tomli'] = None\n"
+            "import anaconda_auth as aa\n"
+            "try:\n    print(aa.resolve_config().domain)\n"
+            "except aa.ConfigError as e:\n    print('ConfigError', e)\n")
+    result = sandbox.python(code)
+    assert_ok(result)
+    if sys.version_info >= (3, 11):
+        assert result.stdout.strip() == "toml.example"
+    else:
+        assert result.stdout.startswith("ConfigError")
+        assert "tomli" in result.stdout and str(sandbox.config_toml) in result.stdout
+
+
+# =================================================================================================
+# Token storage
+# =================================================================================================
+
+
+def test_stored_value_is_byte_identical_to_the_reference(sandbox):
+    aa.login(sandbox.resolve(), api_key="abc")
+    assert sandbox.keyring_bytes() == (
+        b'{"Anaconda Cloud": {"anaconda.com": "' + REFERENCE_ABC_PAYLOAD.encode() + b'"}}'
+    )
+
+
+def test_resaving_keeps_username_and_repo_tokens_in_the_reference_field_order(sandbox):
+    tokens = [{"token": "repo-t", "org_name": "org"}, {"token": "repo-u"}]
+    sandbox.store("anaconda.com", "old-key", username="alice", repo_tokens=tokens)
+    aa.login(sandbox.resolve(), api_key="new-key")
+    value = sandbox.read_keyring()[SERVICE]["anaconda.com"]  # type: ignore[index]
+    assert base64.b64decode(value).decode() == (
+        '{"domain":"anaconda.com","api_key":"new-key","username":"alice",'
+        '"repo_tokens":[{"token":"repo-t","org_name":"org"},{"token":"repo-u"}],"version":2}'
+    )
+
+
+def test_file_store_keeps_other_domains_and_services_in_the_reference_layout(sandbox):
+    a_value = payload_b64("a.example", "key-a")
+    sandbox.write_keyring({"other service": {"u": "p"}, SERVICE: {"a.example": a_value}})
+    aa.login(sandbox.resolve(domain="b.example"), api_key="key-b")
+    b_value = payload_b64("b.example", "key-b")
+    assert sandbox.keyring_bytes() == (
+        f'{{"other service": {{"u": "p"}}, "Anaconda Cloud": {{"a.example": "{a_value}", "b.example": "{b_value}"}}}}'
+    ).encode()
+    assert aa.logout(sandbox.resolve(domain="b.example")) is True
+    assert aa.logout(sandbox.resolve(domain="a.example")) is True
+    # An emptied service object is kept, as in the reference.
+    assert sandbox.keyring_bytes() == b'{"other service": {"u": "p"}, "Anaconda Cloud": {}}'
+
+
+def test_file_store_is_created_0600_in_a_new_0700_directory(sandbox):
+    old_umask = os.umask(0o022)
+    try:
+        aa.login(sandbox.resolve(), api_key="abc")
+    finally:
+        os.umask(old_umask)
+    assert modes_of(sandbox.anaconda_dir) == 0o700
+    assert modes_of(sandbox.keyring_file) == 0o600
+
+
+def test_a_world_readable_store_from_the_reference_becomes_0600_on_save(sandbox):
+    sandbox.store("anaconda.com", "old")
+    os.chmod(sandbox.keyring_file, 0o644)
+    aa.login(sandbox.resolve(), api_key="new")
+    assert modes_of(sandbox.keyring_file) == 0o600
+
+
+def test_saving_leaves_no_temporary_files(sandbox):
+    for index in range(5):
+        aa.login(sandbox.resolve(domain=f"host{index}.example"), api_key=f"k{index}")
+    aa.logout(sandbox.resolve(domain="host0.example"))
+    assert sandbox.leftover_files() == []
+    assert len(sandbox.stored_entries()) == 4
+
+
+@pytest.mark.parametrize("failing", ["replace", "fsync"])
+def test_a_failure_during_the_write_leaves_the_old_file_intact(sandbox, monkeypatch, failing):
+    before = sandbox.store("anaconda.com", "old-key")
+
+    def boom(*args: Any, **kwargs: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, failing, boom)
+    with pytest.raises(aa.StorageError) as info:
+        aa.login(sandbox.resolve(), api_key="new-key")
+    monkeypatch.undo()
+    assert str(sandbox.keyring_file) in str(info.value)
+    assert sandbox.keyring_bytes() == before
+    assert sandbox.leftover_files() == []
+
+
+def test_saving_through_a_symlink_updates_its_target(sandbox):
+    target = sandbox.root / "dotfiles" / "keyring"
+    target.parent.mkdir()
+    sandbox.anaconda_dir.mkdir()
+    sandbox.keyring_file.symlink_to(target)
+    aa.login(sandbox.resolve(), api_key="abc")
+    assert sandbox.keyring_file.is_symlink()
+    assert json.loads(target.read_bytes())[SERVICE]["anaconda.com"] == REFERENCE_ABC_PAYLOAD
+
+
+CONCURRENT_WRITER = r"""
+import sys
+import anaconda_auth as aa
+home, secrets, index, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+environ = {"HOME": home, "ANACONDA_SECRETS_DIR": secrets}
+configs = [aa.resolve_config(domain=f"host{index}-{j}.example", environ=environ, home=home, cwd=home)
+           for j in range(count)]
+print("ready", flush=True)
+sys.stdin.readline()  # the start line: every writer is loaded before any of them writes
+for config in configs:
+    aa.login(config, api_key=f"key-{config.domain}")
+"""
+
+
+def test_ten_processes_storing_keys_concurrently_lose_nothing(sandbox):
+    processes, per_process = 10, 5
+    env = sandbox.cli_env()
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", CONCURRENT_WRITER, str(sandbox.home), str(sandbox.secrets),
+             str(index), str(per_process)],
+            cwd=sandbox.cwd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )
+        for index in range(processes)
+    ]
+    try:
+        for writer in writers:
+            assert writer.stdout.readline().strip() == "ready", writer.stderr.read()
+        for writer in writers:  # start them all at once
+            writer.stdin.write("go\n")
+            writer.stdin.flush()
+        for writer in writers:
+            _, err = writer.communicate(timeout=SUBPROCESS_TIMEOUT)
+            assert writer.returncode == 0, err
+    finally:
+        for writer in writers:
+            if writer.poll() is None:
+                writer.kill()
+                writer.wait()
+    entries = sandbox.stored_entries()
+    expected = {f"host{i}-{j}.example" for i in range(processes) for j in range(per_process)}
+    assert set(entries) == expected
+    assert all(entries[d]["api_key"] == f"key-{d}" for d in expected)
+    assert sandbox.leftover_files() == []
+
+
+# -- A damaged store is reported, never overwritten -----------------------------------------------
+
+CORRUPT_FILES = {
+    "invalid-json": b'{"Anaconda Cloud": {"anaconda.com": ',
+    "json-list": b'["Anaconda Cloud"]',
+    "service-not-an-object": b'{"Anaconda Cloud": "eyJ9"}',
+    "not-utf8": b"\xff\xfe\x00garbage",
+}
+
+
+@pytest.mark.parametrize("content", CORRUPT_FILES.values(), ids=list(CORRUPT_FILES))
+def test_corrupt_keyring_file_is_never_overwritten(sandbox, content):
+    sandbox.write_keyring(content)
+    config = sandbox.resolve()
+    with pytest.raises(aa.StorageError) as info:
+        aa.login(config, api_key="new-key")
+    assert str(sandbox.keyring_file) in str(info.value)
+    assert "mv " in str(info.value) or "Move" in str(info.value)  # says how to recover
+    with pytest.raises(aa.StorageError):
+        aa.get_api_key(config)
+    with pytest.raises(aa.StorageError):
+        aa.logout(config)
+    assert sandbox.keyring_bytes() == content
+    assert sandbox.leftover_files() == []
+
+
+@pytest.mark.parametrize("content", CORRUPT_FILES.values(), ids=list(CORRUPT_FILES))
+def test_cli_with_a_corrupt_keyring_file_exits_1_and_keeps_it(sandbox, content):
+    sandbox.write_keyring(content)
+    for args, stdin in ((("api-key",), None), (("login", "--with-token"), "new-key\n"),
+                        (("logout",), None)):
+        result = sandbox.cli(*args, stdin=stdin)
+        assert_ok(result, 1)
+        assert "StorageError" in result.stderr and str(sandbox.keyring_file) in result.stderr
+        assert_no_traceback(result)
+    assert sandbox.keyring_bytes() == content
+
+
+def test_entry_that_is_not_base64_is_reported_and_other_entries_survive(sandbox):
+    good = payload_b64("other.example", "other-key")
+    sandbox.write_keyring({SERVICE: {"anaconda.com": "%%% not base64 %%%", "other.example": good}})
+    with pytest.raises(aa.StorageError) as info:
+        aa.get_api_key(sandbox.resolve())
+    assert "anaconda.com" in str(info.value) and str(sandbox.keyring_file) in str(info.value)
+    assert "login" in str(info.value)  # says how to recover
+    # Storing for another site leaves the damaged entry exactly as it was.
+    aa.login(sandbox.resolve(domain="third.example"), api_key="third-key")
+    stored = sandbox.read_keyring()[SERVICE]  # type: ignore[index]
+    assert stored["anaconda.com"] == "%%% not base64 %%%"
+    assert stored["other.example"] == good
+    # Logging in again for the damaged site is the recovery the message names.
+    aa.login(sandbox.resolve(), api_key="fresh-key")
+    assert aa.get_api_key(sandbox.resolve()) == "fresh-key"
+
+
+def test_entry_that_is_base64_but_not_json_is_a_storage_error(sandbox):
+    sandbox.write_keyring({SERVICE: {"anaconda.com": base64.b64encode(b"not json").decode()}})
+    with pytest.raises(aa.StorageError, match="anaconda.com"):
+        aa.get_api_key(sandbox.resolve())
+
+
+def test_cli_with_a_non_base64_entry_exits_1(sandbox):
+    before = sandbox.write_keyring({SERVICE: {"anaconda.com": "!!!"}})
+    result = sandbox.cli("api-key")
+    assert_ok(result, 1)
+    assert "StorageError" in result.stderr
+    assert_no_traceback(result)
+    assert sandbox.keyring_bytes() == before
+
+
+def test_keyring_path_that_is_a_directory_is_reported_and_left_alone(sandbox):
+    sandbox.keyring_file.mkdir(parents=True)
+    (sandbox.keyring_file / "inside").write_text("x")
+    config = sandbox.resolve()
+    with pytest.raises(aa.StorageError, match="directory"):
+        aa.get_api_key(config)
+    with pytest.raises(aa.StorageError, match="directory"):
+        aa.login(config, api_key="new-key")
+    assert (sandbox.keyring_file / "inside").read_text() == "x"
+    result = sandbox.cli("login", "--with-token", stdin="new-key\n")
+    assert_ok(result, 1)
+    assert "directory" in result.stderr and str(sandbox.keyring_file) in result.stderr
+    assert_no_traceback(result)
+    assert sandbox.keyring_file.is_dir()
+
+
+def test_unreadable_keyring_file_is_reported_and_left_alone(sandbox):
+    before = sandbox.store("anaconda.com", "stored-key")
+    os.chmod(sandbox.keyring_file, 0)
+    prefix = drop_file_permission_override()
+    try:
+        for args, stdin in ((("api-key",), None), (("login", "--with-token"), "new-key\n")):
+            result = sandbox.cli(*args, stdin=stdin, prefix=prefix)
+            assert_ok(result, 1)
+            assert "permission denied" in result.stderr.lower()
+            assert str(sandbox.keyring_file) in result.stderr
+            assert "stored-key" not in result.stdout
+            assert_no_traceback(result)
+        assert modes_of(sandbox.keyring_file) == 0
+    finally:
+        os.chmod(sandbox.keyring_file, 0o600)
+    assert sandbox.keyring_bytes() == before
+
+
+def test_stored_payload_without_optional_fields_is_read(sandbox):
+    minimal = base64.b64encode(b'{"domain":"anaconda.com","api_key":"minimal-key"}').decode()
+    sandbox.write_keyring({SERVICE: {"anaconda.com": minimal}})
+    assert aa.get_api_key(sandbox.resolve()) == "minimal-key"
+    result = sandbox.cli("api-key")
+    assert_ok(result)
+    assert result.stdout == "minimal-key\n"
+
+
+def test_stored_payload_without_api_key_is_a_storage_error(sandbox):
+    broken = base64.b64encode(b'{"domain":"anaconda.com","version":2}').decode()
+    before = sandbox.write_keyring({SERVICE: {"anaconda.com": broken}})
+    with pytest.raises(aa.StorageError, match="api_key"):
+        aa.get_api_key(sandbox.resolve())
+    result = sandbox.cli("api-key")
+    assert_ok(result, 1)
+    assert "api_key" in result.stderr
+    assert_no_traceback(result)
+    assert sandbox.keyring_bytes() == before
+
+
+# -- Legacy domains -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("legacy", ["anaconda.cloud", "id.anaconda.cloud"])
+def test_legacy_domain_entry_migrates_to_anaconda_com_on_read(sandbox, legacy):
+    legacy_value = base64.b64encode(json.dumps(
+        {"domain": legacy, "api_key": "legacy-key", "username": "bob", "repo_tokens": [],
+         "version": 1}, separators=(",", ":")).encode()).decode()
+    sandbox.write_keyring({SERVICE: {legacy: legacy_value, "other.example": "b3RoZXI="}})
+    assert aa.get_api_key(sandbox.resolve()) == "legacy-key"
+    stored = sandbox.read_keyring()[SERVICE]  # type: ignore[index]
+    assert legacy not in stored
+    assert stored["other.example"] == "b3RoZXI="
+    assert stored["anaconda.com"] == payload_b64("anaconda.com", "legacy-key", username="bob")
+
+
+def test_id_anaconda_cloud_is_tried_before_anaconda_cloud(sandbox):
+    sandbox.write_keyring({SERVICE: {
+        "anaconda.cloud": payload_b64("anaconda.cloud", "older"),
+        "id.anaconda.cloud": payload_b64("id.anaconda.cloud", "newer"),
+    }})
+    assert aa.get_api_key(sandbox.resolve()) == "newer"
+
+
+def test_legacy_entries_belong_only_to_anaconda_com(sandbox):
+    sandbox.write_keyring({SERVICE: {"anaconda.cloud": payload_b64("anaconda.cloud", "legacy")}})
+    with pytest.raises(aa.TokenNotFoundError):
+        aa.get_api_key(sandbox.resolve(domain="other.example"))
+    assert "anaconda.cloud" in sandbox.read_keyring()[SERVICE]  # type: ignore[index]
+
+
+# -- The OS keyring (a real Secret Service) -------------------------------------------------------
+
+
+def _secret_service_backend() -> Any:
+    """The backend the ``secret_service`` fixture pinned (the module gets it the same way)."""
+    import keyring
+
+    return keyring.get_keyring()
+
+
+def _without_home(env: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != "HOME"}
+
+
+def test_system_storage_stores_and_reads_through_the_real_secret_service(sandbox, secret_service):
+    config = sandbox.resolve(preferred_token_storage="system")
+    key = key_expiring_in(3600)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a working keyring means no fallback warning
+        assert aa.login(config, api_key=key) == key
+        assert aa.get_api_key(config) == key
+    backend = _secret_service_backend()
+    assert "SecretService" in type(backend).__module__
+    assert backend.get_password(SERVICE, "anaconda.com") == payload_b64("anaconda.com", key)
+    assert sandbox.keyring_bytes() is None  # the file store was not used
+
+    # A CLI process finds the same Secret Service through the environment.
+    env = {**_without_home(secret_service), "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}
+    result = sandbox.cli("status", "--json", env=env)
+    assert_ok(result)
+    status = json.loads(result.stdout)
+    assert "system keyring" in status["key_source"]
+    assert key not in result.stdout + result.stderr
+    result = sandbox.cli("api-key", env=env)
+    assert_ok(result)
+    assert result.stdout == key + "\n"
+
+    assert aa.logout(config) is True
+    assert backend.get_password(SERVICE, "anaconda.com") is None
+    assert aa.logout(config) is False
+
+
+def test_system_storage_login_with_token_on_the_cli(sandbox, secret_service):
+    env = {**_without_home(secret_service), "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}
+    result = sandbox.cli("login", "--with-token", stdin="cli-system-key\n", env=env)
+    assert_ok(result)
+    assert "not usable" not in result.stderr
+    assert decode_entry(_secret_service_backend().get_password(SERVICE, "anaconda.com")) == {
+        "domain": "anaconda.com", "api_key": "cli-system-key", "repo_tokens": [], "version": 2}
+    assert sandbox.keyring_bytes() is None
+
+
+def test_system_storage_keeps_username_and_repo_tokens(sandbox, secret_service):
+    backend = _secret_service_backend()
+    backend.set_password(SERVICE, "anaconda.com",
+                         payload_b64("anaconda.com", "old", username="carol",
+                                     repo_tokens=[{"token": "t", "org_name": "o"}]))
+    aa.login(sandbox.resolve(preferred_token_storage="system"), api_key="new")
+    assert decode_entry(backend.get_password(SERVICE, "anaconda.com")) == {
+        "domain": "anaconda.com", "api_key": "new", "username": "carol",
+        "repo_tokens": [{"token": "t", "org_name": "o"}], "version": 2}
+
+
+def test_system_storage_still_reads_a_key_from_the_file_store(sandbox, secret_service):
+    sandbox.store("anaconda.com", "file-key")
+    assert aa.get_api_key(sandbox.resolve(preferred_token_storage="system")) == "file-key"
+
+
+def test_system_storage_migrates_legacy_entries_in_the_secret_service(sandbox, secret_service):
+    backend = _secret_service_backend()
+    backend.set_password(SERVICE, "anaconda.cloud", payload_b64("anaconda.cloud", "legacy-key"))
+    assert aa.get_api_key(sandbox.resolve(preferred_token_storage="system")) == "legacy-key"
+    assert backend.get_password(SERVICE, "anaconda.cloud") is None
+    assert decode_entry(backend.get_password(SERVICE, "anaconda.com"))["api_key"] == "legacy-key"
+
+
+def test_system_storage_without_a_bus_falls_back_to_the_file_with_one_warning(sandbox):
+    env = {"ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}  # cli_env has no D-Bus address
+    started = time.monotonic()
+    result = sandbox.cli("login", "--with-token", stdin="fallback-key\n", env=env)
+    elapsed = time.monotonic() - started
+    print(f"login --with-token with 'system' storage and no bus took {elapsed:.2f} s")
+    assert_ok(result)
+    assert result.stderr.count("system keyring is not usable") == 1, result.stderr
+    assert sandbox.stored_entries()["anaconda.com"]["api_key"] == "fallback-key"
+
+    result = sandbox.cli("api-key", env=env)
+    assert_ok(result)
+    assert result.stdout == "fallback-key\n"
+    assert result.stderr.count("system keyring is not usable") == 1, result.stderr
+
+
+class _HangingBackend:
+    """A keyring backend whose every call blocks, like a Secret Service waiting on a prompt."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def _block(self, *args: str) -> None:
+        self.release.wait(SUBPROCESS_TIMEOUT)
+
+    get_password = set_password = delete_password = _block
+
+
+def test_a_hanging_system_keyring_times_out_and_the_file_store_is_used(sandbox, monkeypatch):
+    import keyring
+    hanging = _HangingBackend()
+    monkeypatch.setattr(keyring, "get_keyring", lambda: hanging)
+    monkeypatch.setattr(aa, "_SYSTEM_KEYRING_TIMEOUT", 0.2)
+    config = sandbox.resolve(preferred_token_storage="system")
+    try:
+        with pytest.warns(UserWarning, match="not usable"):
+            aa.login(config, api_key="timeout-key")
+        assert sandbox.stored_entries()["anaconda.com"]["api_key"] == "timeout-key"
+        assert aa.get_api_key(config) == "timeout-key"
+    finally:
+        hanging.release.set()
+
+
+# =================================================================================================
+# Public API
+# =================================================================================================
+
+
+def test_get_api_key_lookup_order(sandbox):
+    sandbox.store("anaconda.com", "stored-key")
+    keyring_setting = json.dumps({SERVICE: {"anaconda.com": payload_b64("anaconda.com", "setting-key")}})
+    env = {"ANACONDA_AUTH_API_KEY": "env-key", "ANACONDA_AUTH_KEYRING": keyring_setting}
+    assert aa.get_api_key(sandbox.resolve(env=env, api_key="explicit-key")) == "explicit-key"
+    assert aa.get_api_key(sandbox.resolve(env=env)) == "env-key"
+    del env["ANACONDA_AUTH_API_KEY"]
+    sandbox.write_dotenv("ANACONDA_AUTH_API_KEY=dotenv-key\n")
+    assert aa.get_api_key(sandbox.resolve(env=env)) == "dotenv-key"
+    sandbox.write_dotenv("")
+    sandbox.write_config('[plugin.auth]\napi_key = "toml-key"\n')
+    assert aa.get_api_key(sandbox.resolve(env=env)) == "toml-key"
+    sandbox.config_toml.unlink()
+    assert aa.get_api_key(sandbox.resolve(env=env)) == "setting-key"
+    assert aa.get_api_key(sandbox.resolve()) == "stored-key"
+
+
+def test_api_key_from_a_secret_file(sandbox):
+    sandbox.write_secret("anaconda_auth_api_key", "secret-file-key\n")
+    assert aa.get_api_key(sandbox.resolve()) == "secret-file-key"
+
+
+def test_keyring_setting_is_read_only_and_never_creates_the_file(sandbox):
+    setting = json.dumps({SERVICE: {"anaconda.com": payload_b64("anaconda.com", "setting-key")}})
+    config = sandbox.resolve(env={"ANACONDA_AUTH_KEYRING": setting})
+    assert aa.get_api_key(config) == "setting-key"
+    assert sandbox.keyring_bytes() is None
+
+
+def test_missing_key_error_says_what_to_run(sandbox):
+    with pytest.raises(aa.TokenNotFoundError) as info:
+        aa.get_api_key(sandbox.resolve())
+    assert "python -m anaconda_auth login" in str(info.value)
+    sandbox.write_config(TWO_SITES)
+    with pytest.raises(aa.TokenNotFoundError) as info:
+        aa.get_api_key(sandbox.resolve("beta"))
+    assert "--at beta login" in str(info.value)
+
+
+def test_expired_key_error_says_what_to_run_and_when_it_expired(sandbox):
+    expired_at = int(time.time()) - 7200
+    sandbox.store("anaconda.com", make_jwt({"exp": expired_at}))
+    with pytest.raises(aa.TokenExpiredError) as info:
+        aa.get_api_key(sandbox.resolve())
+    message = str(info.value)
+    assert "login --force" in message
+    assert time.strftime("%Y-%m-%d %H:%M", time.gmtime(expired_at)) in message
+    assert "UTC" in message
+
+
+@pytest.mark.parametrize("zone,offset", [("Asia/Tokyo", "+0900"), ("America/New_York", None)])
+@pytest.mark.parametrize("seconds_left,expected_exit", [(3600, 0), (-3600, 3)])
+def test_expiry_is_compared_in_real_utc_whatever_the_time_zone(sandbox, zone, offset, seconds_left,
+                                                              expected_exit):
+    probe = sandbox.python("import time; print(time.strftime('%z'))", env={"TZ": zone})
+    if offset is not None:  # the zone really applies (tzdata present), or the test proves nothing
+        assert probe.stdout.strip() == offset
+    else:
+        assert probe.stdout.strip() in ("-0500", "-0400")
+    key = key_expiring_in(seconds_left)
+    sandbox.store("anaconda.com", key)
+    result = sandbox.cli("api-key", env={"TZ": zone})
+    assert_ok(result, expected_exit)
+    if expected_exit == 0:
+        assert result.stdout == key + "\n"
+    else:
+        assert "TokenExpiredError" in result.stderr and key not in result.stdout
+
+
+UNKNOWN_EXPIRY_KEYS = {
+    "not-a-jwt": "plain-opaque-api-key",
+    "jwt-without-exp": make_jwt({"sub": "x"}),
+    "non-numeric-exp": make_jwt({"exp": "tomorrow"}),
+    "boolean-exp": make_jwt({"exp": True}),
+    "three-parts-not-json": "abc.def.ghi",
+}
+
+
+@pytest.mark.parametrize("key", UNKNOWN_EXPIRY_KEYS.values(), ids=list(UNKNOWN_EXPIRY_KEYS))
+def test_key_with_unknown_expiry_is_used_as_is(sandbox, key):
+    config = sandbox.resolve()
+    assert aa.login(config, api_key=key) == key
+    assert aa.get_api_key(config) == key
+    result = sandbox.cli("api-key")
+    assert_ok(result)
+    assert result.stdout == key + "\n"
+    status = sandbox.cli("status", "--json")
+    assert_ok(status)
+    reported = json.loads(status.stdout)
+    assert reported["expires_at"] is None and reported["logged_in"] is True
+    assert key not in status.stdout + status.stderr
+
+
+def test_status_of_a_key_expiring_beyond_the_platform_clock_does_not_crash(sandbox):
+    key = make_jwt({"exp": 1e20})
+    sandbox.store("anaconda.com", key)
+    assert aa.get_api_key(sandbox.resolve()) == key
+    result = sandbox.cli("status")
+    assert_ok(result)
+    assert_no_traceback(result)
+    assert "Unexpected error" not in result.stderr
+
+
+def test_login_with_api_key_stores_it_and_returns_it(sandbox):
+    key = key_expiring_in(86400)
+    config = sandbox.resolve()
+    assert aa.login(config, api_key=key) == key
+    assert sandbox.stored_entries()["anaconda.com"] == json.loads(payload_json("anaconda.com", key))
+    assert aa.get_api_key(config) == key
+
+
+def test_login_with_api_key_stores_under_the_selected_sites_domain(sandbox):
+    sandbox.write_config(TWO_SITES)
+    aa.login(sandbox.resolve("beta"), api_key="beta-key")
+    assert set(sandbox.stored_entries()) == {"beta.example:8443"}
+
+
+def test_login_refuses_an_expired_key_and_stores_nothing(sandbox):
+    before = sandbox.store("anaconda.com", "still-good")
+    with pytest.raises(aa.AuthenticationError, match="expired"):
+        aa.login(sandbox.resolve(), api_key=key_expiring_in(-60))
+    assert sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "two words"])
+def test_login_refuses_an_empty_or_spaced_key(sandbox, bad):
+    with pytest.raises(aa.AuthenticationError):
+        aa.login(sandbox.resolve(), api_key=bad)
+    assert sandbox.keyring_bytes() is None
+
+
+def test_login_returns_an_unexpired_stored_key_without_logging_in_again(sandbox):
+    key = key_expiring_in(3600)
+    sandbox.store("anaconda.com", key)
+    assert aa.login(sandbox.resolve()) == key
+
+
+def test_logout_deletes_the_key_and_is_idempotent(sandbox):
+    sandbox.store("anaconda.com", "k1")
+    sandbox.store("other.example", "k2")
+    config = sandbox.resolve()
+    assert aa.logout(config) is True
+    assert set(sandbox.stored_entries()) == {"other.example"}
+    assert aa.logout(config) is False
+    with pytest.raises(aa.TokenNotFoundError):
+        aa.get_api_key(config)
+
+
+def test_logout_of_anaconda_com_deletes_the_legacy_entries_too(sandbox):
+    sandbox.write_keyring({SERVICE: {
+        "anaconda.com": payload_b64("anaconda.com", "new"),
+        "anaconda.cloud": payload_b64("anaconda.cloud", "legacy"),
+        "other.example": payload_b64("other.example", "other"),
+    }})
+    assert aa.logout(sandbox.resolve()) is True
+    assert set(sandbox.stored_entries()) == {"other.example"}
+
+
+def test_logout_with_only_a_legacy_entry_returns_true(sandbox):
+    sandbox.write_keyring({SERVICE: {"anaconda.cloud": payload_b64("anaconda.cloud", "legacy")}})
+    assert aa.logout(sandbox.resolve()) is True
+    assert sandbox.stored_entries() == {}
+
+
+def test_logout_without_a_store_returns_false_and_creates_nothing(sandbox):
+    assert aa.logout(sandbox.resolve()) is False
+    assert not sandbox.anaconda_dir.exists()
+
+
+def test_logout_warns_when_a_configured_key_still_applies(sandbox):
+    sandbox.store("anaconda.com", "stored")
+    config = sandbox.resolve(env={"ANACONDA_AUTH_API_KEY": "env-key"})
+    with pytest.warns(UserWarning) as recorded:
+        assert aa.logout(config) is True
+    message = " ".join(str(w.message) for w in recorded)
+    assert "ANACONDA_AUTH_API_KEY" in message
+    assert "env-key" not in message
+    assert sandbox.stored_entries() == {}
+
+
+# =================================================================================================
+# Command line
+# =================================================================================================
+
+
+def test_version_prints_the_version(sandbox):
+    result = sandbox.cli("--version")
+    assert_ok(result)
+    assert aa.__version__ in result.stdout
+
+
+def test_help_lists_every_command_and_the_global_options(sandbox):
+    result = sandbox.cli("--help")
+    assert_ok(result)
+    for word in ("login", "logout", "api-key", "status", "config", "sites", "--at", "--verbose",
+                 "--version"):
+        assert word in result.stdout, word
+    bare = sandbox.cli()
+    assert_ok(bare)
+    assert "api-key" in bare.stdout
+
+
+def test_login_help_offers_with_token(sandbox):
+    result = sandbox.cli("login", "--help")
+    assert_ok(result)
+    assert "--with-token" in result.stdout
+
+
+def test_unknown_command_is_a_usage_error(sandbox):
+    result = sandbox.cli("no-such-command")
+    assert_ok(result, 2)
+
+
+def test_api_key_prints_only_the_key_on_stdout(sandbox):
+    key = key_expiring_in(3600)
+    sandbox.store("anaconda.com", key)
+    result = sandbox.cli("api-key")
+    assert_ok(result)
+    assert result.stdout == key + "\n"
+    assert result.stderr == ""
+
+
+def test_api_key_from_the_environment(sandbox):
+    result = sandbox.cli("api-key", env={"ANACONDA_AUTH_API_KEY": "env-key"})
+    assert_ok(result)
+    assert result.stdout == "env-key\n"
+
+
+def test_api_key_without_a_key_exits_3_with_a_hint_and_no_prompt_off_a_terminal(sandbox):
+    result = sandbox.cli("api-key")
+    assert_ok(result, 3)
+    assert "TokenNotFoundError" in result.stderr
+    assert "python -m anaconda_auth login" in result.stderr
+    assert "Continue with interactive login" not in result.stderr + result.stdout
+    assert result.stdout == ""
+    assert_no_traceback(result)
+
+
+def test_api_key_with_an_expired_key_exits_3(sandbox):
+    sandbox.store("anaconda.com", key_expiring_in(-3600))
+    result = sandbox.cli("api-key")
+    assert_ok(result, 3)
+    assert "TokenExpiredError" in result.stderr and "--force" in result.stderr
+    assert result.stdout == ""
+
+
+def test_at_selects_the_site_by_name_or_domain(sandbox):
+    sandbox.write_config(TWO_SITES)
+    sandbox.store("alpha.example", "alpha-key")
+    sandbox.store("beta.example:8443", "beta-key")
+    assert sandbox.cli("api-key").stdout == "alpha-key\n"
+    assert sandbox.cli("--at", "beta", "api-key").stdout == "beta-key\n"
+    assert sandbox.cli("--at", "beta.example:8443", "api-key").stdout == "beta-key\n"
+    assert sandbox.cli("--at=beta", "api-key").stdout == "beta-key\n"
+
+
+def test_api_key_with_extra_arguments_is_a_usage_error(sandbox):
+    sandbox.store("anaconda.com", "some-key")
+    for args in (("api-key", "extra"), ("api-key", "--json"), ("--at",)):
+        result = sandbox.cli(*args)
+        assert_ok(result, 2)
+        assert "some-key" not in result.stdout
+
+
+def test_at_an_unknown_site_exits_2(sandbox):
+    sandbox.write_config(TWO_SITES)
+    result = sandbox.cli("--at", "nope", "api-key")
+    assert_ok(result, 2)
+    assert "nope" in result.stderr and str(sandbox.config_toml) in result.stderr
+    assert_no_traceback(result)
+
+
+def test_status_reports_site_domain_source_storage_and_expiry_but_never_the_key(sandbox):
+    key = key_expiring_in(10.5 * 86400)
+    sandbox.store("anaconda.com", key)
+    result = sandbox.cli("status")
+    assert_ok(result)
+    assert key not in result.stdout + result.stderr
+    for text in ("anaconda.com", str(sandbox.keyring_file), "anaconda-keyring", "10 days left"):
+        assert text in result.stdout, text
+
+    result = sandbox.cli("status", "--json")
+    assert_ok(result)
+    assert key not in result.stdout + result.stderr
+    status = json.loads(result.stdout)
+    assert status["site"] == "anaconda.com" and status["domain"] == "anaconda.com"
+    assert status["logged_in"] is True and status["expired"] is False
+    assert str(sandbox.keyring_file) in status["key_source"]
+    assert status["storage"] == "anaconda-keyring"
+    assert status["days_left"] == 10
+    assert status["expires_at"].endswith("UTC")
+
+
+def test_status_with_a_key_from_the_environment_names_the_variable(sandbox):
+    result = sandbox.cli("status", "--json", env={"ANACONDA_AUTH_API_KEY": "env-secret-key"})
+    assert_ok(result)
+    assert "env-secret-key" not in result.stdout + result.stderr
+    assert "ANACONDA_AUTH_API_KEY" in json.loads(result.stdout)["key_source"]
+
+
+def test_status_without_a_key_exits_3(sandbox):
+    result = sandbox.cli("status", "--json")
+    assert_ok(result, 3)
+    status = json.loads(result.stdout)
+    assert status["logged_in"] is False and status["key_source"] is None
+
+
+def test_status_with_an_expired_key_exits_3(sandbox):
+    key = key_expiring_in(-3600)
+    sandbox.store("anaconda.com", key)
+    result = sandbox.cli("status")
+    assert_ok(result, 3)
+    assert "expired" in result.stdout
+    assert key not in result.stdout + result.stderr
+
+
+def test_config_shows_values_with_sources_and_masks_secrets(sandbox):
+    secrets_ = {
+        "ANACONDA_AUTH_API_KEY": "cfg-secret-key-1",
+        "ANACONDA_AUTH_EXTRA_HEADERS": '{"Authorization": "Bearer cfg-header-2", "X-Plain": "shown"}',
+        "ANACONDA_AUTH_PROXY_SERVERS": '{"https": "http://u:cfg-proxy-pass-3@proxy:3128"}',
+        "ANACONDA_AUTH_DOMAIN": "cfg.example",
+    }
+    for args in (("config",), ("config", "--json")):
+        result = sandbox.cli(*args, env=secrets_)
+        assert_ok(result)
+        output = result.stdout + result.stderr
+        for secret in ("cfg-secret-key-1", "cfg-header-2", "cfg-proxy-pass-3"):
+            assert secret not in output
+        assert MASK in result.stdout and "shown" in result.stdout
+        assert "ANACONDA_AUTH_DOMAIN" in result.stdout and "cfg.example" in result.stdout
+    shown = json.loads(result.stdout)
+    assert shown["config_path"] == str(sandbox.config_toml)
+    assert shown["values"]["domain"] == {"value": "cfg.example",
+                                         "source": "environment variable ANACONDA_AUTH_DOMAIN"}
+    assert shown["values"]["api_key"]["value"] == MASK
+    assert shown["values"]["client_id"]["source"] == "default"
+
+
+def test_sites_list_shows_every_site_the_default_and_who_is_logged_in(sandbox):
+    sandbox.write_config('default_site = "beta"\n' + TWO_SITES)
+    sandbox.store("alpha.example", "alpha-key")
+    result = sandbox.cli("sites", "list")
+    assert_ok(result)
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["Site", "name", "Domain", "name", "Default", "site", "Logged", "in"]
+    rows = {line.split()[0]: line.split()[1:] for line in lines[2:]}
+    assert rows["alpha"] == ["alpha.example", "✔︎"]
+    assert rows["beta"] == ["beta.example:8443", "✔︎"]
+    # Column positions: alpha is logged in (last column), beta is the default (third column).
+    header = lines[0]
+    alpha_line = next(line for line in lines if line.startswith("alpha"))
+    beta_line = next(line for line in lines if line.startswith("beta"))
+    assert alpha_line.index("✔") >= header.index("Logged in")
+    assert header.index("Default site") <= beta_line.index("✔") < header.index("Logged in")
+    assert "sites show" in result.stderr
+    assert "alpha-key" not in result.stdout + result.stderr
+
+
+def test_sites_list_without_a_config_shows_the_implicit_anaconda_com(sandbox):
+    result = sandbox.cli("sites", "list")
+    assert_ok(result)
+    rows = [line.split() for line in result.stdout.splitlines()[2:]]
+    assert rows == [["anaconda.com", "anaconda.com", "✔︎"]]
+
+
+VISIBLE_SITE_FIELDS = {"site", "domain", "ssl_verify", "extra_headers", "use_unified_repo_api_key",
+                       "proxy_servers", "client_cert", "client_cert_key", "use_device_flow"}
+
+
+def test_sites_show_prints_the_reference_fields_of_the_default_site(sandbox):
+    sandbox.write_config('default_site = "beta"\n' + TWO_SITES)
+    result = sandbox.cli("sites", "show")
+    assert_ok(result)
+    shown = json.loads(result.stdout)
+    assert set(shown) == VISIBLE_SITE_FIELDS
+    assert (shown["site"], shown["domain"], shown["use_device_flow"]) == (
+        "beta", "beta.example:8443", False)
+
+
+def test_sites_show_by_name_or_domain(sandbox):
+    sandbox.write_config(TWO_SITES)
+    assert json.loads(sandbox.cli("sites", "show", "beta").stdout)["site"] == "beta"
+    assert json.loads(sandbox.cli("sites", "show", "beta.example:8443").stdout)["site"] == "beta"
+    assert json.loads(sandbox.cli("--at", "beta", "sites", "show").stdout)["site"] == "beta"
+
+
+def test_sites_show_hidden_adds_fields_but_still_masks_the_api_key(sandbox):
+    sandbox.write_config(TWO_SITES.replace('domain = "alpha.example"',
+                                           'domain = "alpha.example"\napi_key = "site-secret-key"'))
+    result = sandbox.cli("sites", "show", "alpha", "--show-hidden")
+    assert_ok(result)
+    shown = json.loads(result.stdout)
+    assert {"api_key", "client_id", "keyring_path", "redirect_uri",
+            "preferred_token_storage"} <= set(shown)
+    assert shown["api_key"] == MASK
+    assert "site-secret-key" not in result.stdout + result.stderr
+
+
+def test_sites_show_all_prints_the_raw_site_tables(sandbox):
+    sandbox.write_config(
+        TWO_SITES.replace('domain = "alpha.example"', 'domain = "alpha.example"\napi_key = "raw-secret"')
+        + '\n[plugin.auth]\nclient_id = "plugin-client"\n')
+    result = sandbox.cli("sites", "show", "--all", env={"ANACONDA_AUTH_DOMAIN": "env.example"})
+    assert_ok(result)
+    shown = json.loads(result.stdout)
+    assert shown == {
+        "alpha": {"domain": "alpha.example", "api_key": MASK, "ssl_verify": False},
+        "beta": {"domain": "beta.example:8443", "use_device_flow": False},
+    }
+    assert "raw-secret" not in result.stdout + result.stderr
+
+
+def test_sites_show_unknown_site_exits_2(sandbox):
+    sandbox.write_config(TWO_SITES)
+    result = sandbox.cli("sites", "show", "nope")
+    assert_ok(result, 2)
+    assert "UnknownSiteName" in result.stderr and "nope" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_sites_without_a_subcommand_prints_usage(sandbox):
+    result = sandbox.cli("sites")
+    assert result.returncode in (0, 2)
+    assert "list" in result.stdout + result.stderr
+
+
+# -- login --with-token and logout ----------------------------------------------------------------
+
+
+def test_login_with_token_stores_the_key_from_stdin(sandbox):
+    key = key_expiring_in(86400)
+    result = sandbox.cli("login", "--with-token", stdin=key + "\n")
+    assert_ok(result)
+    assert sandbox.stored_entries()["anaconda.com"]["api_key"] == key
+    assert key not in result.stdout + result.stderr
+    assert "anaconda.com" in result.stderr
+    assert modes_of(sandbox.keyring_file) == 0o600
+
+
+def test_login_with_token_at_a_site(sandbox):
+    sandbox.write_config(TWO_SITES)
+    result = sandbox.cli("--at", "beta", "login", "--with-token", stdin="beta-key\n")
+    assert_ok(result)
+    assert set(sandbox.stored_entries()) == {"beta.example:8443"}
+
+
+def test_login_with_token_refuses_an_expired_key_with_exit_1_and_stores_nothing(sandbox):
+    before = sandbox.store("anaconda.com", "good-key")
+    expired = key_expiring_in(-3600)
+    result = sandbox.cli("login", "--with-token", stdin=expired + "\n")
+    assert_ok(result, 1)
+    assert "expired" in result.stderr
+    assert expired not in result.stdout + result.stderr
+    assert sandbox.keyring_bytes() == before
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("stdin", ["", "\n", "   \n\n"])
+def test_login_with_token_and_empty_stdin_exits_2(sandbox, stdin):
+    before = sandbox.store("anaconda.com", "good-key")
+    result = sandbox.cli("login", "--with-token", stdin=stdin)
+    assert_ok(result, 2)
+    assert "stdin" in result.stderr.lower() or "standard input" in result.stderr.lower()
+    assert sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("argv", [("login", "--with-token", "argv-key"), ("login", "argv-key"),
+                                  ("login", "--with-token=argv-key")])
+def test_login_never_takes_the_key_from_argv(sandbox, argv):
+    result = sandbox.cli(*argv, stdin="")
+    assert_ok(result, 2)
+    assert sandbox.keyring_bytes() is None
+
+
+def test_login_with_token_keeps_username_and_repo_tokens(sandbox):
+    sandbox.store("anaconda.com", "old", username="dora", repo_tokens=[{"token": "t"}])
+    assert_ok(sandbox.cli("login", "--with-token", stdin="new\n"))
+    assert sandbox.stored_entries()["anaconda.com"] == {
+        "domain": "anaconda.com", "api_key": "new", "username": "dora",
+        "repo_tokens": [{"token": "t"}], "version": 2}
+
+
+def test_login_with_token_says_when_a_configured_key_still_wins(sandbox):
+    result = sandbox.cli("login", "--with-token", stdin="stored-key\n",
+                         env={"ANACONDA_AUTH_API_KEY": "env-key"})
+    assert_ok(result)
+    assert "ANACONDA_AUTH_API_KEY" in result.stderr
+    assert "env-key" not in result.stderr
+
+
+def test_cli_logout_is_idempotent(sandbox):
+    sandbox.store("anaconda.com", "k")
+    first = sandbox.cli("logout")
+    assert_ok(first)
+    assert sandbox.stored_entries() == {}
+    second = sandbox.cli("logout")
+    assert_ok(second)
+    assert first.stderr != second.stderr  # it says whether there was anything to delete
+
+
+def test_cli_logout_warns_when_the_environment_key_still_applies(sandbox):
+    sandbox.store("anaconda.com", "k")
+    result = sandbox.cli("logout", env={"ANACONDA_AUTH_API_KEY": "env-key"})
+    assert_ok(result)
+    assert "ANACONDA_AUTH_API_KEY" in result.stderr
+    assert "env-key" not in result.stderr
+    assert sandbox.stored_entries() == {}
+
+
+# -- Bad configuration: exit 2 from every command, nothing stored lost ----------------------------
+
+COMMANDS = [
+    (("api-key",), None), (("status",), None), (("status", "--json"), None), (("config",), None),
+    (("config", "--json"), None), (("sites", "list"), None), (("sites", "show"), None),
+    (("sites", "show", "--all"), None), (("logout",), None), (("login", "--with-token"), "k\n"),
+]
+BAD_CONFIGS = {
+    "malformed-toml": ({}, '[plugin.auth]\ndomain = "x"\nbroken = = 2\nother = 3\n'),
+    "default-site-names-no-site": ({}, 'default_site = "missing"\n' + TWO_SITES),
+    "unknown-token-storage": ({}, '[plugin.auth]\npreferred_token_storage = "vault"\n'),
+    "missing-ca-file": ({"ANACONDA_AUTH_SSL_VERIFY": "/no/such/ca.pem"}, None),
+    "bad-json-extra-headers": ({"ANACONDA_AUTH_EXTRA_HEADERS": "{nope"}, None),
+    "bad-json-proxy-servers": ({"ANACONDA_AUTH_PROXY_SERVERS": "[1,"}, None),
+    "bad-json-keyring": ({"ANACONDA_AUTH_KEYRING": "{{"}, None),
+    "not-a-boolean": ({"ANACONDA_AUTH_USE_DEVICE_FLOW": "maybe"}, None),
+    "storage-vault-env": ({"ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "vault"}, None),
+}
+SOURCE_NAMED = {
+    "malformed-toml": "config.toml", "default-site-names-no-site": "missing",
+    "unknown-token-storage": "config.toml", "missing-ca-file": "ANACONDA_AUTH_SSL_VERIFY",
+    "bad-json-extra-headers": "ANACONDA_AUTH_EXTRA_HEADERS",
+    "bad-json-proxy-servers": "ANACONDA_AUTH_PROXY_SERVERS",
+    "bad-json-keyring": "ANACONDA_AUTH_KEYRING", "not-a-boolean": "ANACONDA_AUTH_USE_DEVICE_FLOW",
+    "storage-vault-env": "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE",
+}
+# `sites show --all` prints raw tables and resolves no site, so only a file it cannot parse
+# stops it; every other command resolves the configuration.
+_RAW_ONLY = {("sites", "show", "--all")}
+
+
+@pytest.mark.parametrize("case", list(BAD_CONFIGS))
+def test_bad_configuration_exits_2_from_every_command_and_loses_nothing(sandbox, case):
+    env, toml = BAD_CONFIGS[case]
+    if toml is not None:
+        sandbox.write_config(toml)
+    before = sandbox.store("anaconda.com", "precious-key")
+    for args, stdin in COMMANDS:
+        result = sandbox.cli(*args, stdin=stdin, env=env)
+        if tuple(args) in _RAW_ONLY and case != "malformed-toml":
+            continue
+        assert_ok(result, 2)
+        assert "ConfigError" in result.stderr or "UnknownSiteName" in result.stderr, result.stderr
+        assert SOURCE_NAMED[case] in result.stderr, (args, result.stderr)
+        assert "precious-key" not in result.stdout
+        assert_no_traceback(result)
+    assert sandbox.keyring_bytes() == before
+
+
+def test_malformed_config_toml_message_on_the_cli_has_file_and_line(sandbox):
+    sandbox.write_config('[plugin.auth]\ndomain = "x"\nbroken = = 2\nother = 3\n')
+    result = sandbox.cli("api-key")
+    assert_ok(result, 2)
+    assert str(sandbox.config_toml) in result.stderr
+    assert "line 3" in result.stderr, result.stderr
+
+
+def test_ambiguous_domain_on_the_cli_exits_2_naming_both_sites(sandbox):
+    sandbox.write_config('[sites.one]\ndomain = "dup.example"\n\n[sites.two]\ndomain = "dup.example"\n')
+    result = sandbox.cli("--at", "dup.example", "api-key")
+    assert_ok(result, 2)
+    assert "one" in result.stderr and "two" in result.stderr
+    assert_no_traceback(result)
+
+
+def test_errors_have_a_traceback_only_with_verbose(sandbox):
+    sandbox.write_config('default_site = "missing"\n' + TWO_SITES)
+    quiet = sandbox.cli("api-key")
+    assert_ok(quiet, 2)
+    assert_no_traceback(quiet)
+    loud = sandbox.cli("--verbose", "api-key")
+    assert loud.returncode != 0
+    assert "Traceback (most recent call last)" in loud.stderr
+    assert "UnknownSiteName" in loud.stderr
+
+
+# -- On a terminal: the login prompt and interrupts -----------------------------------------------
+
+
+def test_terminal_prompt_answered_no_prints_the_hint_block_and_exits_3(sandbox):
+    code, output = run_on_terminal(
+        [*CLI, "api-key"], sandbox.cli_env(), sandbox.cwd,
+        [("Continue with interactive login? [y/n]", type_line("n"))],
+    )
+    assert code == 3, output
+    assert "TokenNotFoundError" in output
+    assert "To configure your credentials you can run" in output
+    assert "python -m anaconda_auth login" in output
+    assert "ANACONDA_AUTH_API_KEY" in output
+    assert "[plugin.auth]" in output and 'api_key = "<api-key>"' in output
+    assert str(sandbox.config_toml) in output
+
+
+def test_terminal_prompt_for_an_expired_key_too(sandbox):
+    sandbox.store("anaconda.com", key_expiring_in(-3600))
+    code, output = run_on_terminal(
+        [*CLI, "api-key"], sandbox.cli_env(), sandbox.cwd,
+        [("Continue with interactive login? [y/n]", type_line("n"))],
+    )
+    assert code == 3, output
+    assert "TokenExpiredError" in output
+
+# Answering "y" starts the interactive login for the site. The site here is a loopback port with
+# nothing listening, so the login fails at its first step (OpenID discovery) without any network:
+# what is pinned is that the answer led to a login attempt for the right site, and a clean exit 1.
+
+
+def test_terminal_prompt_answered_yes_starts_the_login(sandbox):
+    from tests.tools import free_port
+
+    domain = f"127.0.0.1:{free_port()}"
+    env = sandbox.cli_env({"ANACONDA_AUTH_DOMAIN": domain, "ANACONDA_AUTH_SSL_VERIFY": "false"})
+    code, output = run_on_terminal(
+        [*CLI, "api-key"], env, sandbox.cwd,
+        [("Continue with interactive login? [y/n]", type_line("y"))],
+    )
+    assert f"https://{domain}/.well-known/openid-configuration" in output, output
+    assert code == 1, output
+    assert "Traceback" not in output
+    assert "To configure your credentials" not in output
+
+
+def test_login_with_token_on_a_terminal_reads_one_pasted_line(sandbox):
+    code, output = run_on_terminal(
+        [*CLI, "login", "--with-token"], sandbox.cli_env(), sandbox.cwd,
+        [("Paste the API key", type_line("pasted-key"))],
+    )
+    assert code == 0, output
+    assert sandbox.stored_entries()["anaconda.com"]["api_key"] == "pasted-key"
+
+
+def test_interrupt_exits_130_without_a_traceback(sandbox):
+    code, output = run_on_terminal(
+        [*CLI, "login", "--with-token"], sandbox.cli_env(), sandbox.cwd,
+        [("Paste the API key", lambda proc, master: proc.send_signal(signal.SIGINT))],
+    )
+    assert code == 130, output
+    assert "Traceback" not in output
+    assert sandbox.keyring_bytes() is None
+
+
+# =================================================================================================
+# Imports: what `import anaconda_auth` and `api-key` pull in
+# =================================================================================================
+
+LOADED_MODULES = """
+import json, sys
+print(json.dumps(sorted(sys.modules)))
+"""
+
+
+def loaded_after(sandbox: Sandbox, statement: str, env: dict[str, str] | None = None) -> list[str]:
+    result = sandbox.python(statement + "\n" + LOADED_MODULES, env=env)
+    assert_ok(result)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_pulls_in_nothing_heavy_or_optional(sandbox):
+    loaded = loaded_after(sandbox, "import anaconda_auth")
+    assert [m for m in HEAVY_MODULES if m in loaded] == []
+
+
+def test_import_needs_only_the_standard_library(sandbox):
+    """Vendoring (CONTRACT §1): the copied file must import with no third-party package."""
+    blocked = ("typing_extensions", "urllib3", "certifi", "keyring", "tomli", "truststore")
+    code = "import sys\n" + "".join(f"sys.modules[{m!r}] = None\n" for m in blocked)
+    result = sandbox.python(code + "import anaconda_auth\nprint('imported')")
+    assert_ok(result)
+    assert result.stdout.strip() == "imported"
+
+
+RUN_CLI_AND_LIST_MODULES = """
+import json, runpy, sys
+sys.argv = ["anaconda_auth"] + sys.argv[1:]
+try:
+    runpy.run_module("anaconda_auth", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+sys.stderr.write("MODULES " + json.dumps(sorted(sys.modules)) + "\\n")
+sys.stderr.write("EXIT %s\\n" % code)
+"""
+
+
+def run_cli_listing_modules(sandbox: Sandbox, *args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
+    result = sandbox.python(RUN_CLI_AND_LIST_MODULES, args=args)
+    lines = result.stderr.splitlines()
+    modules = json.loads(next(line for line in lines if line.startswith("MODULES "))[8:])
+    assert "EXIT 0" in lines, result.stderr
+    return result, modules
+
+
+def test_api_key_from_the_file_store_without_config_imports_nothing_heavy(sandbox):
+    sandbox.store("anaconda.com", "lazy-key")
+    result, modules = run_cli_listing_modules(sandbox, "api-key")
+    assert result.stdout == "lazy-key\n"
+    assert [m for m in HEAVY_MODULES if m in modules] == []
+
+
+def test_api_key_with_a_config_file_imports_only_the_toml_parser(sandbox):
+    sandbox.write_config('[plugin.auth]\nclient_id = "c"\n')
+    sandbox.store("anaconda.com", "lazy-key")
+    result, modules = run_cli_listing_modules(sandbox, "api-key")
+    assert result.stdout == "lazy-key\n"
+    assert "tomllib" in modules or "tomli" in modules  # the control: this path does need TOML
+    assert [m for m in ("urllib3", "keyring", "http.server", "webbrowser") if m in modules] == []
