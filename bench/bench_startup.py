@@ -68,8 +68,9 @@ def _sandbox(root: Path, with_config: bool, api_key: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.upper().startswith(("ANACONDA_", "CONDA_", "PYTHON", "XDG_"))
            and k not in ("CONDARC", "MAMBARC", "DBUS_SESSION_BUS_ADDRESS")}
-    env.update(HOME=str(home), ANACONDA_SECRETS_DIR=str(secrets), PYTHONPATH=str(REPO),
-               PYTHONDONTWRITEBYTECODE="1")
+    # Bytecode caching stays on: the warm-up run writes __pycache__/anaconda_auth.*.pyc, as
+    # installing the wheel would; without it every run would include compiling the module.
+    env.update(HOME=str(home), ANACONDA_SECRETS_DIR=str(secrets), PYTHONPATH=str(REPO))
     return env
 
 
