@@ -404,7 +404,9 @@ def _read_config_toml(path: str) -> dict[str, Any]:
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except toml.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: {e}. Fix the TOML syntax at that line.") from None
+        last_line = data.count(b"\n") + 1
+        where = "at that line" if "line" in str(e) else f"near its end (line {last_line})"
+        raise ConfigError(f"{path}: {e}. Fix the TOML syntax {where}.") from None
     return parsed
 
 
@@ -910,6 +912,57 @@ def configured_sites(
 # =================================================================================================
 
 _SYSTEM_KEYRING_TIMEOUT = 5.0
+_BASE64_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
+
+
+# The api-key path decodes three small JSON documents and two base64 strings. The json and
+# base64 modules import re (and with it enum, functools, collections): more start-up time than
+# the rest of the command. These two helpers use the same C code those modules use.
+
+
+def _b64decode(text: str, urlsafe: bool = False) -> bytes:
+    """Strict base64 (or unpadded base64url) decoding; ValueError on anything else."""
+    import binascii
+
+    if urlsafe:
+        text = text.replace("-", "+").replace("_", "/") + "=" * (-len(text) % 4)
+    if not isinstance(text, str) or not text or not _BASE64_CHARACTERS.issuperset(text):
+        raise ValueError("not base64")
+    return binascii.a2b_base64(text)
+
+
+class _JSONContext:
+    """What CPython's C JSON scanner reads from a decoder: json.loads's defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"),
+                      "-Infinity": float("-inf")}.__getitem__
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads(text)``; what the fast scanner does not accept goes to json.loads itself,
+    so errors read exactly as usual."""
+    try:
+        scanner = __import__("_json").make_scanner(_JSONContext)
+    except (ImportError, AttributeError):  # not CPython
+        scanner = None
+    if scanner is not None:
+        stripped = text.strip(" \t\n\r")
+        try:
+            value, end = scanner(stripped, 0)
+        except (StopIteration, ValueError):
+            pass
+        else:
+            if end == len(stripped):
+                return value
+    import json
+
+    return json.loads(text)
 
 
 def _encode_token(domain: str, api_key: str, username: str | None = None,
@@ -929,13 +982,9 @@ def _encode_token(domain: str, api_key: str, username: str | None = None,
 
 def _decode_token(value: Any, where: str) -> JSONDict:
     """A stored value back to its payload; StorageError naming ``where`` when it is damaged."""
-    import base64
-    import binascii
-    import json
-
     try:
-        payload = json.loads(base64.b64decode(value, validate=True).decode("utf-8"))
-    except (TypeError, ValueError, binascii.Error):
+        payload = _json_loads(_b64decode(value).decode("utf-8"))
+    except (TypeError, ValueError):
         raise StorageError(
             f"{where} is not a valid stored token (expected base64-encoded JSON). "
             f"Log in again with: {CLI_NAME} login --force"
@@ -1044,10 +1093,8 @@ def _file_store_read(path: str) -> dict[str, dict[str, str]]:
         text = "\0"
     if not text.strip():
         return {}
-    import json
-
     try:
-        data = json.loads(text)
+        data = _json_loads(text)
     except ValueError as e:
         raise StorageError(
             f"{path} is not valid JSON ({e}). It was left as it is. Move it aside "
@@ -1321,14 +1368,11 @@ def _delete_stored_tokens(config: Config) -> bool:
 
 def _jwt_claims(token: str) -> JSONDict | None:
     """The claims of a JWT, read without checking the signature; None when not a JWT."""
-    import base64
-    import json
-
     parts = token.split(".")
     if len(parts) != 3:
         return None
     try:
-        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+        claims = _json_loads(_b64decode(parts[1], urlsafe=True).decode("utf-8"))
     except (ValueError, TypeError):
         return None
     return claims if isinstance(claims, dict) else None
@@ -1336,8 +1380,10 @@ def _jwt_claims(token: str) -> JSONDict | None:
 
 def key_expiry(api_key: str) -> float | None:
     """Epoch seconds (UTC) when ``api_key`` expires, from its JWT ``exp``; None when unknown."""
+    import math
+
     exp = (_jwt_claims(api_key) or {}).get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool):
+    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
         return float(exp)
     return None
 
@@ -1350,7 +1396,10 @@ def _is_expired(api_key: str, now: float | None = None) -> bool:
 
 
 def _format_utc(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    except (OverflowError, ValueError, OSError):  # exp of 1e20 or NaN: still never a crash
+        return f"{epoch:g} (seconds since 1970, not a representable date)"
 
 
 def _find_api_key(config: Config) -> tuple[str | None, str]:
