@@ -398,16 +398,165 @@ def _read_config_toml(path: str) -> dict[str, Any]:
         return {}
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-    toml = _import_toml(path)
     try:
-        parsed: dict[str, Any] = toml.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    simple = _parse_simple_toml(text)
+    if simple is not None:
+        return simple
+    toml = _import_toml(path)
+    try:
+        parsed: dict[str, Any] = toml.loads(text)
     except toml.TOMLDecodeError as e:
         last_line = data.count(b"\n") + 1
         where = "at that line" if "line" in str(e) else f"near its end (line {last_line})"
         raise ConfigError(f"{path}: {e}. Fix the TOML syntax {where}.") from None
     return parsed
+
+
+# tomllib's imports (typing, datetime, re, string) cost more than the whole api-key command,
+# so the plain subset of TOML that config.toml files are written in is read here: tables,
+# ``key = value`` with strings, booleans, decimal integers and inline tables. Anything else
+# (arrays, floats, dates, multi-line strings, dotted keys, escapes in keys) and anything
+# invalid returns None, and tomllib reads the file, with its own error messages.
+_BARE_KEY_CHARACTERS = frozenset(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_STRING_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+
+
+class _NotSimpleTOML(Exception):
+    pass
+
+
+def _parse_simple_toml(text: str) -> dict[str, Any] | None:
+    root: dict[str, Any] = {}
+    table = root
+    headers: set[tuple[str, ...]] = set()
+    inline_tables: set[int] = set()
+    try:
+        for line in text.split("\n"):
+            line = line.strip(" \t\r")
+            if not line or line[0] == "#":
+                continue
+            if line[0] == "[":
+                keys, rest = _simple_toml_keys(line[1:], "]")
+                if tuple(keys) in headers:
+                    raise _NotSimpleTOML
+                _simple_toml_end(rest)
+                headers.add(tuple(keys))
+                table = root
+                for key in keys:
+                    table = table.setdefault(key, {})
+                    if not isinstance(table, dict) or id(table) in inline_tables:
+                        raise _NotSimpleTOML
+                continue
+            keys, rest = _simple_toml_keys(line, "=")
+            value, rest = _simple_toml_value(rest.lstrip(" \t"), inline_tables)
+            _simple_toml_end(rest)
+            if len(keys) != 1 or keys[0] in table:
+                raise _NotSimpleTOML
+            table[keys[0]] = value
+    except (_NotSimpleTOML, LookupError, ValueError):
+        return None
+    return root
+
+
+def _simple_toml_end(rest: str) -> None:
+    rest = rest.strip(" \t")
+    if rest and rest[0] != "#":
+        raise _NotSimpleTOML
+
+
+def _simple_toml_keys(text: str, terminator: str) -> tuple[list[str], str]:
+    """Dotted keys up to ``terminator``: bare, or quoted without escapes."""
+    keys = []
+    while True:
+        text = text.lstrip(" \t")
+        if text[0] in "\"'":
+            end = text.index(text[0], 1)
+            key, text = text[1:end], text[end + 1:]
+            if "\\" in key or "\n" in key:
+                raise _NotSimpleTOML
+        else:
+            end = next((i for i, c in enumerate(text) if c not in _BARE_KEY_CHARACTERS), len(text))
+            key, text = text[:end], text[end:]
+            if not key:
+                raise _NotSimpleTOML
+        keys.append(key)
+        text = text.lstrip(" \t")
+        if text[0] == terminator:
+            return keys, text[1:]
+        if text[0] != ".":
+            raise _NotSimpleTOML
+        text = text[1:]
+
+
+def _simple_toml_value(text: str, inline_tables: set[int]) -> tuple[Any, str]:
+    """One value at the start of ``text`` and the text after it."""
+    if text.startswith(("\"\"\"", "\'\'\'")):
+        raise _NotSimpleTOML
+    if text[0] == "'":
+        end = text.index("'", 1)
+        return text[1:end], text[end + 1:]
+    if text[0] == '"':
+        return _simple_toml_string(text)
+    if text[0] == "{":
+        table: dict[str, Any] = {}
+        inline_tables.add(id(table))
+        text = text[1:].lstrip(" \t")
+        while text[0] != "}":
+            keys, text = _simple_toml_keys(text, "=")
+            value, text = _simple_toml_value(text.lstrip(" \t"), inline_tables)
+            if len(keys) != 1 or keys[0] in table:
+                raise _NotSimpleTOML
+            table[keys[0]] = value
+            text = text.lstrip(" \t")
+            if text[0] == ",":
+                text = text[1:].lstrip(" \t")
+                if text[0] == "}":  # a trailing comma is not TOML 1.0
+                    raise _NotSimpleTOML
+            elif text[0] != "}":
+                raise _NotSimpleTOML
+        return table, text[1:]
+    end = next((i for i, c in enumerate(text) if c in " \t,}#"), len(text))
+    word, rest = text[:end], text[end:]
+    if word in ("true", "false"):
+        return word == "true", rest
+    digits = word[1:] if word[:1] in "+-" else word
+    if digits.isdigit() and digits.isascii() and (digits == "0" or digits[0] != "0"):
+        return int(word), rest
+    raise _NotSimpleTOML
+
+
+def _simple_toml_string(text: str) -> tuple[str, str]:
+    """A one-line basic string with TOML's escapes."""
+    out: list[str] = []
+    i = 1
+    while True:
+        c = text[i]
+        if c == '"':
+            return "".join(out), text[i + 1:]
+        if c == "\\":
+            e = text[i + 1]
+            if e in _STRING_ESCAPES:
+                out.append(_STRING_ESCAPES[e])
+                i += 2
+                continue
+            size = {"u": 4, "U": 8}[e]
+            code = text[i + 2:i + 2 + size]
+            if len(code) != size or not all(x in "0123456789abcdefABCDEF" for x in code):
+                raise _NotSimpleTOML
+            scalar = int(code, 16)
+            if 0xD800 <= scalar <= 0xDFFF or scalar > 0x10FFFF:
+                raise _NotSimpleTOML
+            out.append(chr(scalar))
+            i += 2 + size
+            continue
+        if (c < " " and c != "\t") or c == "\x7f":
+            raise _NotSimpleTOML
+        out.append(c)
+        i += 1
 
 
 def _import_toml(path: str) -> Any:

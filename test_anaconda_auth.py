@@ -988,9 +988,18 @@ def test_ssl_verify_that_is_neither_bool_nor_string_is_a_config_error(sandbox):
         sandbox.resolve()
 
 
-def test_config_toml_needs_tomli_only_before_python_3_11(sandbox):
-    """Without tomllib or tomli an existing config.toml is a clear error, not a crash."""
+def test_plain_config_toml_is_read_even_without_a_toml_parser(sandbox):
     sandbox.write_config('[plugin.auth]\ndomain = "toml.example"\n')
+    code = ("import sys; sys.modules['tomli'] = None; sys.modules['tomllib'] = None\n"
+            "import anaconda_auth as aa\nprint(aa.resolve_config().domain)\n")
+    result = sandbox.python(code)
+    assert_ok(result)
+    assert result.stdout.strip() == "toml.example"
+
+
+def test_config_toml_needs_tomli_only_before_python_3_11(sandbox):
+    """Without tomllib or tomli a config.toml beyond the plain subset is a clear error."""
+    sandbox.write_config('[plugin.auth]\ndomain = "toml.example"\nlisted = ["a", "b"]\n')
     code = ("import sys; sys.modules['tomli'] = None\n"
             "import anaconda_auth as aa\n"
             "try:\n    print(aa.resolve_config().domain)\n"
@@ -2129,10 +2138,92 @@ def test_api_key_from_the_file_store_without_config_imports_nothing_heavy(sandbo
     assert [m for m in HEAVY_MODULES if m in modules] == []
 
 
-def test_api_key_with_a_config_file_imports_only_the_toml_parser(sandbox):
-    sandbox.write_config('[plugin.auth]\nclient_id = "c"\n')
+def test_api_key_with_a_plain_config_file_imports_no_toml_parser(sandbox):
+    sandbox.write_config('default_site = "s"\n[sites.s]\ndomain = "anaconda.com"\n'
+                         '[plugin.auth]\nclient_id = "c"\nproxy_servers = { https = "p" }\n')
     sandbox.store("anaconda.com", "lazy-key")
     result, modules = run_cli_listing_modules(sandbox, "api-key")
     assert result.stdout == "lazy-key\n"
-    assert "tomllib" in modules or "tomli" in modules  # the control: this path does need TOML
+    assert [m for m in HEAVY_MODULES if m in modules] == []
+
+
+def test_api_key_with_a_config_file_beyond_the_plain_subset_uses_the_toml_parser(sandbox):
+    sandbox.write_config('[plugin.auth]\nclient_id = "c"\nunknown_list = [1, 2]\n')
+    sandbox.store("anaconda.com", "lazy-key")
+    result, modules = run_cli_listing_modules(sandbox, "api-key")
+    assert result.stdout == "lazy-key\n"
+    assert "tomllib" in modules or "tomli" in modules  # the control: this file needs TOML
     assert [m for m in ("urllib3", "keyring", "http.server", "webbrowser") if m in modules] == []
+
+
+SIMPLE_TOML_CORPUS = [
+    "", "# only a comment\n", "a = 1", 'a = "x"', "a = 'lit\\eral'", "a = true\nb = false",
+    'default_site = "x"\n\n[sites.x]\ndomain = "foo.local" # c\n',
+    '[sites."foo.local"]\ndomain = "a"\n[sites."foo.local".proxy_servers]\nhttps = "p"\n',
+    '[plugin.auth]\nproxy_servers = { https = "http://p:3128", "all" = \'x\' }\n',
+    'a = "\\u00e9\\t\\"q\\"\\\\"', "a = +5\nb = -0", 'k = "v"\r\nj = true\r\n',
+    'a = "b" # comment with "quote"', 'a = {b = {c = "d"}}', '[sites]\n[sites.x]\ndomain="d"\n',
+    # Beyond the subset or invalid: must be left to tomllib.
+    "a = 01", "a = 1.5", "a = [1]", "a.b = 1", "[a]\nb=1\n[a]\nc=2", "a = {x=1}\n[a]\ny=2",
+    "a = {x=1,}", 'a = "unterminated', "[[x]]\na=1", 'a = """m"""', "x = 1\nx = 2",
+    'a = "\\ud800"', 'a = "\\x41"', "a = 1 x", "[a] x", "a = 1979-05-27", "a = inf",
+    'a = "ctl\x01"', "a = 1_000", "[a]\nb = {c=1}\n[a.b.d]",
+]
+
+
+@pytest.mark.parametrize("text", SIMPLE_TOML_CORPUS)
+def test_plain_toml_reader_agrees_with_tomllib_or_defers_to_it(text):
+    toml = aa._import_toml("config.toml")
+    try:
+        expected: Any = toml.loads(text)
+    except toml.TOMLDecodeError:
+        expected = "invalid"
+    parsed = aa._parse_simple_toml(text)
+    assert parsed is None or parsed == expected
+
+
+def test_plain_toml_reader_reads_the_common_layout_itself():
+    text = ('default_site = "s"\n\n[sites.s]\ndomain = "x.example"  # note\nssl_verify = false\n'
+            '\n[sites.s.proxy_servers]\nhttps = "http://p:3128"\n')
+    assert aa._parse_simple_toml(text) == {
+        "default_site": "s",
+        "sites": {"s": {"domain": "x.example", "ssl_verify": False,
+                        "proxy_servers": {"https": "http://p:3128"}}},
+    }
+
+
+def test_plain_toml_reader_never_disagrees_with_tomllib_on_mutated_files():
+    """Random edits of realistic files: whatever the fast reader accepts, tomllib reads the
+    same way (and whatever is invalid, the fast reader refuses)."""
+    import random
+
+    toml = aa._import_toml("config.toml")
+    rng = random.Random(20261123)
+    bases = ['default_site = "x"\n\n[sites.x]\ndomain = "foo.local" # c\nssl_verify = false\n'
+             '[sites."a.b".proxy_servers]\nhttps = "p"\n',
+             '[plugin.auth]\nproxy_servers = { https = "http://p:3128", "all" = \'x\' }\nn = -12\n',
+             'a = "\\u00e9\\t\\"q\\"\\\\"\n[t]\nk=1']
+    alphabet = list('[]{}"\'=.,#\\ \t\nabcu0123456789-+_tfrue')
+    accepted = 0
+    for _ in range(20000):
+        chars = list(rng.choice(bases))
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(chars))
+            op = rng.random()
+            if op < 0.4:
+                chars.insert(i, rng.choice(alphabet))
+            elif op < 0.8:
+                del chars[i]
+            else:
+                chars[i] = rng.choice(alphabet)
+        text = "".join(chars)
+        parsed = aa._parse_simple_toml(text)
+        if parsed is None:
+            continue
+        accepted += 1
+        try:
+            expected: Any = toml.loads(text)
+        except toml.TOMLDecodeError:
+            expected = "invalid"
+        assert parsed == expected, text
+    assert accepted > 1000  # the check above really ran
