@@ -1576,8 +1576,10 @@ def _find_api_key(config: Config) -> tuple[str | None, str]:
 
 _IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _RETRY_STATUSES = frozenset({429, 502, 503, 504})
+_MAX_RETRY_AFTER = 60.0  # seconds
 _DEFAULT_TIMEOUT = (10.0, 60.0)  # (connect, read) seconds
 _MAX_REDIRECTS = 5
+_CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 _CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 _pools: dict[tuple[Any, ...], Any] = {}
@@ -1701,7 +1703,9 @@ def _request_headers(config: Config, headers: Mapping[str, str] | None,
     }
     if api_version:
         merged["Api-Version"] = api_version
-    if headers:
+    if headers:  # the caller's win, whatever their case
+        given = {name.lower() for name in headers}
+        merged = {k: v for k, v in merged.items() if k.lower() not in given}
         merged.update(headers)
     present = {name.lower() for name in merged}
     for name, value in (config.extra_headers or {}).items():
@@ -1830,8 +1834,8 @@ def _proxy_for(url: str, config: Config) -> str | None:
     return None if bypass else proxies.get(scheme) or proxies.get("all")
 
 
-_PROXY_VARIABLES = tuple(f"{name}{suffix}" for name in ("http", "https", "all", "no")
-                         for suffix in ("_proxy", "_PROXY"))
+_PROXY_VARIABLES = tuple(variable for name in ("http", "https", "all", "no") for variable in (
+    f"{name}_proxy", f"{name.upper()}_PROXY")) + ("REQUEST_METHOD",)  # CGI drops HTTP_PROXY
 _proxy_cache: dict[tuple[str | None, ...], tuple[dict[str, str], bool]] = {}
 
 
@@ -1908,6 +1912,21 @@ def _retry(method: str, retries: int | None) -> Any:
                 base = float(super().get_backoff_time())
                 return base * (0.5 + random.random()) if base else 0.0
 
+            def get_retry_after(self, response: Any) -> float | None:
+                # A malformed Retry-After falls back to backoff instead of failing the request;
+                # a very long one is capped (we do not sleep for an hour inside request()).
+                try:
+                    seconds = super().get_retry_after(response)
+                except urllib3.exceptions.InvalidHeader:
+                    return None
+                return None if seconds is None else min(float(seconds), _MAX_RETRY_AFTER)
+
+            def increment(self, method: Any = None, url: Any = None, response: Any = None,
+                          error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> Any:
+                if error is not None and _is_permanent_failure(error):
+                    raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
+                return super().increment(method, url, response, error, _pool, _stacktrace)
+
         _retry_classes.append(_Retry)
     count = 3 if retries is None else retries
     return _retry_classes[0](
@@ -1915,6 +1934,12 @@ def _retry(method: str, retries: int | None) -> Any:
         allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
         backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
     )
+
+
+def _is_permanent_failure(error: BaseException) -> bool:
+    """Failures that the same request will meet again: retrying only delays the message."""
+    text = str(error)
+    return "CERTIFICATE_VERIFY_FAILED" in text or "407 Proxy Authentication Required" in text
 
 
 def _timeout(timeout: None | float | tuple[float, float]) -> Any:
@@ -1947,13 +1972,14 @@ def _network_error(method: str, url: str, proxy: str | None, error: Exception) -
             error, urllib3.exceptions.ProxyError):
         return NetworkError(f"{method} {url}: the proxy {_mask_url_password(proxy or '')} "
                             f"failed: {_excerpt(text, 200)}")
-    if isinstance(cause, (urllib3.exceptions.ConnectTimeoutError,)):
-        return NetworkError(f"{method} {url}: timed out connecting to {where}")
-    if isinstance(cause, urllib3.exceptions.ReadTimeoutError) or "Read timed out" in text:
-        return NetworkError(f"{method} {url}: {where} did not answer in time (read timeout)")
+    # NewConnectionError is a subclass of ConnectTimeoutError: ask about it first.
     if isinstance(cause, urllib3.exceptions.NewConnectionError):
         inner = text.rpartition(": ")[2] if ": " in text else text
         return NetworkError(f"{method} {url}: could not connect to {where}: {inner}")
+    if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
+        return NetworkError(f"{method} {url}: timed out connecting to {where}")
+    if isinstance(cause, urllib3.exceptions.ReadTimeoutError) or "Read timed out" in text:
+        return NetworkError(f"{method} {url}: {where} did not answer in time (read timeout)")
     return NetworkError(f"{method} {url}: request to {where} failed: {_excerpt(text, 200)}")
 
 
@@ -2007,7 +2033,10 @@ def request(
             break
         next_url = urljoin(url, location)
         if _host_port(next_url) != _host_port(url):
-            key = None  # never follow a redirect to another origin with the key
+            # Never follow a redirect to another origin with credentials, ours or the caller's.
+            key = None
+            all_headers = {k: v for k, v in all_headers.items()
+                           if k.lower() not in _CREDENTIAL_HEADERS}
         if response.status == 303 or (response.status in (301, 302) and method == "POST"):
             method, payload = ("HEAD" if method == "HEAD" else "GET"), None
             all_headers.pop("Content-Type", None)
@@ -2044,6 +2073,11 @@ def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
         )
     except urllib3.exceptions.HTTPError as e:
         raise _network_error(method, url, proxy, e) from None
+    except ValueError as e:  # truststore + urllib3 1.26 + an IP address: no server_hostname
+        raise NetworkError(
+            f"{method} {url}: TLS setup failed ({e}). With ssl_verify = \"truststore\", urllib3 "
+            "1.26 cannot verify a server given by IP address: use its host name, or urllib3 2."
+        ) from None
     return Response(raw.status, raw.reason or "", raw.headers, raw.data or b"", url,
                     "Authorization" in headers)
 
@@ -2401,6 +2435,8 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
     bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
 
     class Handler(http.server.BaseHTTPRequestHandler):
+        timeout = 10  # seconds a connection may stay silent
+
         def do_GET(self) -> None:
             from urllib.parse import parse_qs, urlsplit
 
@@ -2438,7 +2474,11 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the query holds the code: never log it
 
-    class Server(http.server.HTTPServer):
+    class Server(http.server.ThreadingHTTPServer):
+        # A thread per connection, never waited for: an idle connection (a browser's
+        # preconnect) must not block the redirect, the timeout or Ctrl-C.
+        daemon_threads = True
+        block_on_close = False
         address_family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
         allow_reuse_address = sys.platform != "win32"  # Windows would let others share it
 
