@@ -622,6 +622,42 @@ def test_device_countdown_is_one_line_on_a_tty_and_absent_otherwise(device_serve
     assert clock.sleeps == [2, 2]
 
 
+@pytest.mark.parametrize("ending", ["access_denied", "expired_token", "invalid_client", "deadline", "ctrl-c"])
+def test_device_countdown_line_is_ended_before_an_error_is_shown(device_server, test_ca, tmp_path, ending):
+    """Whatever stops the polling, the countdown line is cleared (or ended) first, so the
+    error message that follows (or "Interrupted.") is not glued to "... (Ctrl-C to cancel)"."""
+    config = _config(tmp_path, test_ca, domain=_domain(device_server))
+    _device_grant(device_server, interval=2, expires_in=5 if ending == "deadline" else 600)
+    if ending in ("access_denied", "expired_token", "invalid_client"):
+        device_server.fail_then("/token", [PENDING, (400, {}, {"error": ending})])
+    else:
+        device_server.route("POST", "/token", PENDING)
+    clock = FakeClock()
+    sleep = clock.sleep
+    if ending == "ctrl-c":
+        def sleep(seconds: float) -> None:
+            if len(clock.sleeps) == 3:
+                raise KeyboardInterrupt
+            clock.sleep(seconds)
+
+    master, slave = pty.openpty()
+    tty = os.fdopen(slave, "w", encoding="utf-8")
+    terminal = aa._Terminal(open_url=lambda url: False, clock=clock, sleep=sleep, stdin=io.StringIO(), stderr=tty)
+    try:
+        with pytest.raises((aa.DeviceFlowError, KeyboardInterrupt)):
+            aa._device_flow(config, _fake_metadata(device_server), terminal, False)
+        tty.flush()
+        out = b""
+        while select.select([master], [], [], 0)[0]:
+            out += os.read(master, 65536)
+    finally:
+        tty.close()
+        os.close(master)
+    text = out.decode("utf-8")
+    assert "Waiting for approval" in text
+    assert text.endswith(("\r\x1b[K", "\n")), repr(text[-120:])
+
+
 def test_missing_device_endpoint_falls_back_to_the_browser_flow(https_server, oidc_provider, anaconda_api, test_ca, tmp_path):
     no_device = {k: v for k, v in oidc_provider.discovery.items() if k != "device_authorization_endpoint"}
     discovery = https_server()
