@@ -756,6 +756,27 @@ def test_browser_flow_sends_pkce_state_and_the_real_port_in_both_requests(https_
         assert "no-store" in headers.get("Cache-Control", "")
 
 
+@pytest.mark.parametrize("response, says", [
+    ((400, {}, {"error": "invalid_grant", "error_description": "PKCE verification failed"}), "PKCE verification failed"),
+    ((200, {}, {"token_type": "Bearer"}), "access_token"),
+    ((502, {"Content-Type": "text/html"}, "<html>Bad gateway</html>"), "502"),
+])
+def test_code_exchange_error_is_a_clear_authentication_error(https_server, test_ca, tmp_path, response, says):
+    server = https_server()
+    server.route("POST", "/token", response)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+
+    def open_url(url: str) -> bool:
+        params = _auth_params(url)
+        _http_get(params["redirect_uri"] + "?" + urlencode({"code": "c", "state": params["state"]}))
+        return True
+
+    with pytest.raises(aa.AuthenticationError) as caught:
+        aa._browser_flow(config, _fake_metadata(server, device=False), _terminal(open_url=open_url), True, 30)
+    assert says in str(caught.value) and f"{server.url}/token" in str(caught.value)
+    assert len(_posts(server, "/token")) == 1  # a code is used once: never resent
+
+
 def test_a_server_without_s256_pkce_is_not_used_silently(https_server, test_ca, tmp_path):
     """RFC 9700 §2.1.1 / RFC 8414 §2 (peers.md §2.3): metadata whose code_challenge_methods_supported
     lacks S256 means PKCE may be ignored by the server: warn, or refuse, never proceed silently."""
@@ -1366,6 +1387,21 @@ def test_cli_browser_login_with_the_stdlib_user_agent(oidc_provider, anaconda_ap
     assert walk["listener_status"] == 303 and walk["final_url"] == anaconda_api.login_success_url
     assert walk["callback_params"]["iss"] == oidc_provider.issuer
     _check_logged_in(env, anaconda_api)
+
+
+def test_cli_login_ssl_verify_options_override_the_configuration(oidc_provider, anaconda_api, test_ca, tmp_path,
+                                                                 useragent_browser_env):
+    env = _site_env(tmp_path, oidc_provider, anaconda_api, test_ca, **useragent_browser_env.env)
+    del env["ANACONDA_AUTH_SSL_VERIFY"]  # the test CA is not trusted now
+    refused = run_cli(["login", "--browser", "--no-browser"], env)
+    assert refused.returncode == 1 and "certificate" in refused.stderr, refused.stderr
+    env["ANACONDA_AUTH_SSL_VERIFY"] = "false"
+    still_refused = run_cli(["login", "--browser", "--no-browser", "--ssl-verify"], env)
+    assert still_refused.returncode == 1 and "certificate" in still_refused.stderr, still_refused.stderr
+    env["ANACONDA_AUTH_SSL_VERIFY"] = test_ca.server_cert  # a wrong bundle: only --no-ssl-verify helps
+    result = run_cli(["login", "--browser", "--no-ssl-verify"], env)
+    assert result.returncode == 0, result.stderr + useragent_browser_env.log_text()
+    assert f"✓ Logged in to {anaconda_api.domain}." in result.stderr.splitlines()
 
 
 def test_cli_browser_login_denied_in_the_browser_exits_1_and_the_browser_sees_the_error_page(
