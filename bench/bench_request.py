@@ -1,0 +1,215 @@
+"""Benchmark: how much does ``anaconda_auth.request()`` cost on top of raw urllib3?
+
+    python bench/bench_request.py [--requests 500] [--rounds 5] [--warmup 100] [--profile]
+
+One run starts a loopback HTTP/1.1 server (threaded, keep-alive, TCP_NODELAY, a 2-byte body) and
+sends sequential keep-alive GETs to it:
+
+- ``request()`` with an explicit config (resolved once, the site being the loopback server, no
+  stored key);
+- ``request()`` with the default config (``config=None``: ``resolve_config()`` on every call,
+  HOME a fresh temporary directory, the site set by ``ANACONDA_AUTH_DOMAIN``);
+- ``request()`` with an explicit config and a stored API key (read from the file store and sent
+  as the bearer on every call), for information;
+- a raw ``urllib3.PoolManager`` (``request("GET", url)``), the baseline.
+
+Each variant is warmed up, then measured ``--rounds`` times (variants interleaved, so drift hits
+all alike). Printed per variant: the best and the median round in requests per second and their
+ratios to raw urllib3. Other load on the machine only ever slows a round down, so the verdict uses
+the best rounds; the medians show how noisy the run was. The target is >= 0.9x raw urllib3 with
+an explicit config. ``--profile`` runs cProfile over the
+explicit-config variant and prints the costliest functions per request.
+
+Nothing leaves the machine: the server listens on 127.0.0.1, proxy variables are removed and
+HOME points at a temporary directory for the whole run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGET = 0.9
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # TCP_NODELAY on every accepted connection
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def _clean_environment(home: str, domain: str) -> None:
+    for name in list(os.environ):
+        if name.lower().endswith("_proxy") or name.startswith(("ANACONDA_", "CONDA")):
+            del os.environ[name]
+    os.environ["HOME"] = home
+    os.environ["ANACONDA_SECRETS_DIR"] = os.path.join(home, "no-secrets")
+    os.environ["ANACONDA_AUTH_DOMAIN"] = domain
+    os.chdir(home)  # no stray .env from the working directory
+
+
+def _rate(send: Callable[[], Any], count: int) -> float:
+    """Requests per second over ``count`` calls, with the garbage collector paused as timeit
+    does (a collection triggered by one variant's garbage would land in another's round)."""
+    gc.collect()
+    gc.disable()
+    try:
+        started = time.perf_counter()
+        for _ in range(count):
+            send()
+        return count / (time.perf_counter() - started)
+    finally:
+        gc.enable()
+
+
+def _breakdown(aa: Any, url: str, explicit: Any, keyed: Any) -> None:
+    """Per-call cost of the steps request() takes before and around urllib3, without the
+    network (timeit, best of 5): robust where the end-to-end rates above are noisy. Private
+    helpers that no longer exist are reported as such."""
+    import timeit
+    from urllib.parse import urljoin
+
+    steps: dict[str, str] = {
+        "resolve_config() (default config, per call)": "aa.resolve_config()",
+        "urljoin(https://<domain>/, url)": "urljoin(f'https://{explicit.domain}/', url)",
+        "_request_headers(config, None, None)": "aa._request_headers(explicit, None, None)",
+        "_may_carry_key(url, config) (x2 per request)": "aa._may_carry_key(url, explicit)",
+        "_bearer_key(config, None), no stored key": "aa._bearer_key(explicit, None)",
+        "_bearer_key(config, None), stored key": "aa._bearer_key(keyed, None)",
+        "_tls_options(config)": "aa._tls_options(explicit)",
+        "_proxy_for(url, config)": "aa._proxy_for(url, explicit)",
+        "_pool(tls, proxy) (cached)": "aa._pool(tls, None)",
+        "_retry('GET', None)": "aa._retry('GET', None)",
+        "_timeout(None)": "aa._timeout(None)",
+    }
+    names = {"aa": aa, "url": url, "explicit": explicit, "keyed": keyed, "urljoin": urljoin}
+    try:
+        names["tls"] = aa._tls_options(explicit)
+    except AttributeError:
+        pass
+    print("\nper-call cost of request()'s own steps, no network (timeit, best of 5):")
+    for label, statement in steps.items():
+        try:
+            timer = timeit.Timer(statement, globals=names)
+            number, _ = timer.autorange()
+            best = min(timer.repeat(5, number)) / number
+            print(f"  {label:<48} {best * 1e6:8.2f} us")
+        except (AttributeError, NameError, TypeError) as error:
+            print(f"  {label:<48} n/a ({type(error).__name__}: {error})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=500, help="GETs per round (500)")
+    parser.add_argument("--rounds", type=int, default=9, help="measured rounds per variant (9)")
+    parser.add_argument("--warmup", type=int, default=100, help="warm-up GETs per variant (100)")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the explicit-config variant afterwards")
+    args = parser.parse_args(argv)
+
+    server = _Server(("127.0.0.1", 0), _Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                     daemon=True).start()
+    port = server.server_address[1]
+    url = f"http://127.0.0.1:{port}/ping"
+    home = tempfile.mkdtemp(prefix="bench-request-home-")
+    _clean_environment(home, f"127.0.0.1:{port}")
+
+    sys.path.insert(0, str(ROOT))
+    import urllib3
+
+    import anaconda_auth as aa
+
+    environ = dict(os.environ)
+    explicit = aa.resolve_config(environ=environ, home=home, cwd=home)
+    keyed_home = os.path.join(home, "keyed")
+    os.makedirs(keyed_home)
+    keyed = aa.resolve_config(environ={**environ, "HOME": keyed_home}, home=keyed_home,
+                              cwd=home)
+    aa.login(keyed, api_key="bench-opaque-api-key")  # stored in <keyed_home>/.anaconda/keyring
+    raw = urllib3.PoolManager()
+
+    def check(response: Any, status_attr: str = "status") -> None:
+        if getattr(response, status_attr) != 200:
+            raise SystemExit(f"unexpected response {response!r}")
+
+    variants: dict[str, Callable[[], Any]] = {
+        "raw urllib3.PoolManager": lambda: raw.request("GET", url).data,
+        "request(), explicit config": lambda: aa.request("GET", url, config=explicit).body,
+        "request(), default config": lambda: aa.request("GET", url).body,
+        "request(), explicit config + stored key": lambda: aa.request("GET", url,
+                                                                      config=keyed).body,
+    }
+    check(raw.request("GET", url))
+    check(aa.request("GET", url, config=explicit))
+    check(aa.request("GET", url))
+    if not aa.request("GET", url, config=keyed).sent_auth:
+        raise SystemExit("the stored key was not sent")
+
+    for send in variants.values():  # warm-up: imports, pools, connections, caches
+        _rate(send, args.warmup)
+    rates: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(args.rounds):
+        for name, send in variants.items():
+            rates[name].append(_rate(send, args.requests))
+
+    print(f"anaconda_auth {aa.__version__}, urllib3 {urllib3.__version__}, "
+          f"Python {sys.version.split()[0]}; {args.rounds} rounds x {args.requests} sequential "
+          f"keep-alive GETs (after {args.warmup} warm-up) to {url}")
+    best_raw = max(rates["raw urllib3.PoolManager"])
+    median_raw = statistics.median(rates["raw urllib3.PoolManager"])
+    print(f"  {'variant':<42} {'best req/s':>10} {'ratio':>6}   {'median req/s':>12} {'ratio':>6}"
+          f"   {'us/req (best)':>13}")
+    for name, values in rates.items():
+        best, median = max(values), statistics.median(values)
+        print(f"  {name:<42} {best:10.0f} {best / best_raw:5.2f}x   {median:12.0f} "
+              f"{median / median_raw:5.2f}x   {1e6 / best:13.0f}")
+    ratio = max(rates["request(), explicit config"]) / best_raw
+    verdict = "met" if ratio >= TARGET else "NOT met"
+    print(f"target: request() with an explicit config >= {TARGET:.2f}x raw urllib3 (best rounds) "
+          f"-> {ratio:.2f}x, {verdict}")
+
+    _breakdown(aa, url, explicit, keyed)
+
+    if args.profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(args.requests):
+            aa.request("GET", url, config=explicit)
+        profiler.disable()
+        print(f"\ncProfile, request() with an explicit config, {args.requests} GETs "
+              "(tottime per call, sorted by tottime):")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
+    server.shutdown()
+    server.server_close()
+    return 0 if ratio >= TARGET else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
