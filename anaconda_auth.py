@@ -2142,6 +2142,7 @@ def discover(config: Config) -> JSONDict:
                 f"OpenID discovery failed at {url}: the document has no {' or '.join(missing)}. "
                 "Check auth_domain_override and openid_config_path."
             )
+
         _discovery_cache[url] = metadata
     return _discovery_cache[url]
 
@@ -2216,13 +2217,21 @@ def _open_browser(url: str) -> bool:
         return False
 
 
+def _open_or_explain(terminal: _Terminal, url: str, open_browser: bool) -> bool:
+    """Open ``url`` in a browser, or say why none was opened (unless the caller said not to)."""
+    if not open_browser:
+        return False
+    if terminal.open_url(url):
+        return True
+    reason = _browser_unusable_reason(os.environ) or "it could not be started"
+    terminal.say(f"Not opening a browser ({reason}).")
+    return False
+
+
 def _show_url(terminal: _Terminal, url: str, open_browser: bool) -> None:
-    opened = open_browser and terminal.open_url(url)
-    if opened:
+    if _open_or_explain(terminal, url, open_browser):
         terminal.say("A browser was opened. If it did not, open this URL yourself:")
     else:
-        reason = _browser_unusable_reason(os.environ) if open_browser else None
-        terminal.say(f"Not opening a browser ({reason})." if reason else "")
         terminal.say("Open this URL in a browser (on any machine):")
     terminal.say()
     terminal.say(f"    {url}")
@@ -2246,8 +2255,9 @@ def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_b
             f"The device authorization response from {response.url} lacks {', '.join(missing)}")
     # RFC 8628 §3.3: show the plain URI and the code, each on its own line, so the user can
     # check the code on the server's page; the complete URI only saves typing.
-    opened = open_browser and terminal.open_url(
-        grant.get("verification_uri_complete") or grant["verification_uri"])
+    opened = _open_or_explain(
+        terminal, grant.get("verification_uri_complete") or grant["verification_uri"],
+        open_browser)
     terminal.say("A browser was opened for you to approve this login." if opened else
                  "To log in, use a browser on this or any other device.")
     terminal.say("If it does not show the code below, open this URL:")
@@ -2270,6 +2280,19 @@ def _device_flow_poll(
     interval: float, expires_in: float,
 ) -> str:
     """Poll the token endpoint exactly as RFC 8628 §3.5 says; returns the access token."""
+    try:
+        return _poll_until_approved(config, token_endpoint, device_code, terminal,
+                                    interval=interval, expires_in=expires_in)
+    finally:
+        if terminal.is_tty():  # end the countdown line, whatever happens next
+            terminal.stderr.write("\r\033[K")
+            terminal.stderr.flush()
+
+
+def _poll_until_approved(
+    config: Config, token_endpoint: str, device_code: str, terminal: _Terminal, *,
+    interval: float, expires_in: float,
+) -> str:
     deadline = terminal.clock() + expires_in
     backoff = 0.0  # extra wait after connection errors and 5xx, doubled each time
     fields = {"grant_type": _DEVICE_GRANT, "device_code": device_code, "client_id": config.client_id}
@@ -2291,8 +2314,6 @@ def _device_flow_poll(
         body = _oauth_json(response, "device token request", DeviceFlowError, allow_error=True)
         error = body.get("error")
         if not error and response.ok and isinstance(body.get("access_token"), str):
-            if terminal.is_tty():
-                terminal.stderr.write("\r\033[K")
             return str(body["access_token"])
         if error == "authorization_pending":
             continue
@@ -2502,6 +2523,14 @@ def _browser_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_
     import secrets
     from urllib.parse import urlencode
 
+    methods = metadata.get("code_challenge_methods_supported")
+    if methods is not None and "S256" not in methods:
+        # RFC 9700 §2.1.1: never fall back to "plain" PKCE. (Many servers omit the list; one
+        # that lists methods without S256 is refused.)
+        raise AuthenticationError(
+            f"The server {config.auth_domain} does not support PKCE with S256 "
+            f"(code_challenge_methods_supported = {methods}); refusing the browser login. "
+            f"Try: {CLI_NAME} login --device")
     verifier, challenge = _pkce_pair()
     state = secrets.token_urlsafe(32)
     result = _LoginResult()
