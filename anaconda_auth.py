@@ -3715,6 +3715,181 @@ def _cmd_sites_show(args: Any) -> int:
     return 0
 
 
+# sites add/modify options, after the reference's: (option, Config field, "text"/"json"/"flag",
+# help; None hides the option as the reference does).
+_SITE_OPTIONS = (
+    ("api-key", "api_key", "text", "API key for the site (stored in config.toml in clear text)"),
+    ("extra-headers", "extra_headers", "json", "headers for every request, as a JSON object"),
+    ("proxy-servers", "proxy_servers", "json",
+     'proxies as a JSON object, like {"https": "http://proxy:3128"}'),
+    ("client-cert", "client_cert", "text", "client certificate file (PEM)"),
+    ("client-cert-key", "client_cert_key", "text", "client certificate key file (PEM)"),
+    ("use-device-flow", "use_device_flow", "flag", "log in with the device code flow"),
+    ("use-unified-repo-api-key", "use_unified_repo_api_key", "flag",
+     "use the API key for the conda repository too"),
+    ("preferred-token-storage", "preferred_token_storage", "text", None),
+    ("auth-domain-override", "auth_domain_override", "text", None),
+    ("keyring", "keyring", "json", None),
+    ("client-id", "client_id", "text", None),
+    ("redirect-uri", "redirect_uri", "text", None),
+    ("openid-config-path", "openid_config_path", "text", None),
+    ("oidc-request-headers", "oidc_request_headers", "json", None),
+    ("login-success-path", "login_success_path", "text", None),
+    ("login-error-path", "login_error_path", "text", None),
+    ("hash-host-name", "hash_hostname", "flag", None),
+)
+_JSON_OPTION_ERRORS = {  # the reference's messages
+    "keyring": "The keyring argument could not be parsed as JSON",
+    "oidc-request-headers": "The oidc-request-headers argument could not be parsed as JSON",
+}
+
+
+def _site_option_values(args: Any, path: str) -> dict[str, Any] | None:
+    """The site values given on the command line (JSON decoded); None after a usage error."""
+    import json
+
+    values: dict[str, Any] = {}
+    if args.use_truststore and args.ssl_verify is False:
+        _say("Cannot set both --use-truststore and --no-ssl-verify")
+        return None
+    if args.use_truststore:
+        values["ssl_verify"] = "truststore"
+    elif args.ssl_verify is not None or args.use_truststore is not None:
+        values["ssl_verify"] = args.ssl_verify is not False
+    if args.domain is not None:
+        values["domain"] = args.domain
+    for option, field, kind, _ in _SITE_OPTIONS:
+        value = getattr(args, field)
+        if value is None:
+            continue
+        if field in _SECRET_FIELDS:
+            what = "API Key" if field == "api_key" else "Keyring contents"
+            _say(f"WARNING: Your {what} will be stored in {path} and may not be secure")
+        if kind == "json":
+            try:
+                value = json.loads(value)
+            except ValueError:
+                _say(_JSON_OPTION_ERRORS.get(option, f"{option}={value} could not be parsed as JSON"))
+                return None
+        values[field] = value
+    return values
+
+
+def _print_config_diff(path: str, old: str | None, new: str) -> None:
+    """A unified diff of config.toml, as the reference shows it, with secrets masked."""
+    import difflib
+    from datetime import datetime
+
+    stamp = "%m-%d-%y %H:%M"
+    when = datetime.fromtimestamp(os.path.getmtime(path)).strftime(stamp) if old is not None else ""
+    lines = difflib.unified_diff(
+        _toml_masked(old or "").splitlines(), _toml_masked(new).splitlines(), path, path,
+        when, datetime.now().strftime(stamp), lineterm="",
+    )
+    diff = "\n".join(lines)
+    print(diff or f"--- {path}\n+++ {path}\n(only secret values change; they are not shown)")
+
+
+def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDict]]) -> int:
+    """--yes writes; --dry-run shows the diff; neither shows it and asks on a terminal."""
+    text = _read_config_text(path)
+    _parse_config_toml(path, text or "")  # does not parse: exit 2 (ConfigError), before anything
+    try:
+        if args.yes:
+            old, new, backup = _write_config_toml(path, edit)
+            _say(f"Updated {path}" + (f" (previous version: {backup})" if backup else "")
+                 if new != old else f"No change to {path}")
+            return 0
+        new = edit(text or "")[0]
+        if new == (text or ""):
+            _say(f"No change to {path}")
+            return 0
+        _print_config_diff(path, text, new)
+        if args.yes is False:  # --dry-run
+            return 0
+        if not _is_interactive():
+            _say(f"Nothing was written: not a terminal. Run again with --yes to write {path}.")
+            return 1
+        if not _ask_yes_no("Confirm: [y/n]: "):
+            _say("Nothing was written.")
+            return 0
+        _write_config_toml(path, edit, shown=text or "")
+        _say(f"Updated {path}")
+        return 0
+    except AnacondaAuthError as e:  # the request cannot be done (the reference's exit code 1)
+        if args.verbose:
+            raise
+        _say(str(e) if type(e) is AnacondaAuthError else f"{type(e).__name__}: {e}")
+        return 1
+
+
+def _process_config_path() -> str:
+    return _config_path(os.environ, os.environ.get("HOME") or os.path.expanduser("~"))
+
+
+def _cmd_sites_add(args: Any) -> int:
+    path = _process_config_path()
+    values = _site_option_values(args, path)
+    if values is None:
+        return 2
+    if args.domain is None:
+        _say("You must supply at least --domain to add a new site")
+        return 2
+    return _run_site_edit(args, path, lambda text: _sites_add(
+        path, text, args.name, values, args.default, args.remove_anaconda_com))
+
+
+def _cmd_sites_modify(args: Any) -> int:
+    path = _process_config_path()
+    values = _site_option_values(args, path)
+    if values is None:
+        return 2
+    if args.domain is None and args.name is None:
+        _say("You must supply at least one of --domain or --name to modify a site")
+        return 2
+    return _run_site_edit(args, path, lambda text: _sites_modify(
+        path, text, args.name or args.domain, values, args.default))
+
+
+def _cmd_sites_remove(args: Any) -> int:
+    path = _process_config_path()
+    return _run_site_edit(args, path, lambda text: _sites_remove(path, text, args.site))
+
+
+def _add_site_arguments(parser: Any, verb: str) -> None:
+    import argparse
+
+    flag = argparse.BooleanOptionalAction
+    hidden = argparse.SUPPRESS
+    parser.add_argument("--domain", help="the site's domain, like anaconda.com"
+                        + (" (required)" if verb == "add" else ""))
+    parser.add_argument("--name", help="the site's name (default: its domain)" if verb == "add"
+                        else "the site's name (default: found by --domain)")
+    parser.add_argument("--default", action=flag, default=False, help="make it the default site")
+    parser.add_argument("--ssl-verify", action=flag, help="verify TLS certificates")
+    parser.add_argument("--use-truststore", action=flag,
+                        help="verify TLS with the operating system's trust store")
+    for option, field, kind, text in _SITE_OPTIONS:
+        if kind == "flag":
+            parser.add_argument(f"--{option}", dest=field, action=flag, help=text or hidden)
+        else:
+            parser.add_argument(f"--{option}", dest=field, metavar=kind.upper(),
+                                help=text or hidden)
+    parser.add_argument("--disable-conda-auto-config", action=flag, help=hidden)  # ignored
+    if verb == "add":
+        parser.add_argument("--remove-anaconda-com", action=flag, default=True,
+                            help="remove the site named anaconda.com if present")
+    _add_write_arguments(parser)
+
+
+def _add_write_arguments(parser: Any) -> None:
+    choice = parser.add_mutually_exclusive_group()
+    choice.add_argument("-y", "--yes", action="store_true", default=None,
+                        help="write without asking")
+    choice.add_argument("--dry-run", dest="yes", action="store_false",
+                        help="only show the change as a diff")
+
+
 def _build_parser() -> Any:
     import argparse
 
@@ -3755,7 +3930,7 @@ def _build_parser() -> Any:
     status.add_argument("--json", action="store_true", help="print JSON")
     config = command("config", _cmd_config, "show resolved settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON")
-    sites = command("sites", lambda args: _usage(sites), "list and show configured sites")
+    sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites")
     site_commands = sites.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
     site_commands.add_parser("list", help="list the configured sites").set_defaults(
         handler=_cmd_sites_list)
@@ -3764,6 +3939,16 @@ def _build_parser() -> Any:
     show.add_argument("site", nargs="?", help="site name or domain (default: default site)")
     show.add_argument("--all", action="store_true", help="every site's raw table")
     show.add_argument("--show-hidden", action="store_true", help="include rarely used fields")
+    for verb, handler, text in (("add", _cmd_sites_add, "add a site to config.toml"),
+                                ("modify", _cmd_sites_modify, "change a site in config.toml")):
+        edit = site_commands.add_parser(verb, help=text, description=text)
+        edit.set_defaults(handler=handler)
+        _add_site_arguments(edit, verb)
+    remove = site_commands.add_parser("remove", help="remove a site from config.toml",
+                                      description="remove a site from config.toml")
+    remove.set_defaults(handler=_cmd_sites_remove)
+    remove.add_argument("site", help="site name or domain")
+    _add_write_arguments(remove)
     return parser
 
 
