@@ -1086,15 +1086,6 @@ def configured_sites(
 # * a new default_site goes after the last top-level key, else before the first table and its
 #   attached comments, with a blank line before what follows; CRLF files stay CRLF.
 
-# Field order of the reference's site model: it writes a new site's keys in this order.
-_SITE_FIELD_ORDER = (
-    "preferred_token_storage", "domain", "auth_domain_override", "api_key", "keyring",
-    "keyring_path", "ssl_verify", "extra_headers", "client_id", "redirect_uri",
-    "openid_config_path", "oidc_request_headers", "login_success_path", "login_error_path",
-    "use_unified_repo_api_key", "hash_hostname", "proxy_servers", "client_cert",
-    "client_cert_key", "use_device_flow", "env_manager_channel", "env_manager_package",
-    "env_manager_version",
-)
 _TOML_BARE_KEY = r"[A-Za-z0-9_-]+"
 # Numbers, booleans, dates (a date and a time may be separated by a space, as TOML allows).
 _TOML_BARE_VALUE = r"\d{4}-\d\d-\d\d[ Tt]\d[0-9:.+\-Zz]*|[0-9A-Za-z_+\-.:]+"
@@ -1587,11 +1578,11 @@ def _toml_masked(text: str) -> str:
 
 
 def _site_table_values(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Validated values for a site table, in the reference's field order."""
+    """Validated values for a site table, in _FIELDS order: the order the reference writes."""
     return {
         field: _normalize_domain(raw[field], "domain") if field == "domain"
         else _parse_field(field, raw[field], field, from_text=False)
-        for field in _SITE_FIELD_ORDER if field in raw
+        for field in _FIELDS if field in raw
     }
 
 
@@ -1615,7 +1606,10 @@ def _apply_site_edits(path: str, text: str, document: JSONDict,
         for action, name, values in edits:
             if action == "set":
                 text = _toml_set_site(text, name, values)
-                expected.setdefault("sites", {}).setdefault(name, {}).update(values)
+                site = expected.setdefault("sites", {}).setdefault(name, {})
+                site.update(values)
+                for key in [k for k, v in values.items() if v is None]:
+                    del site[key]
             elif action == "remove":
                 text = _toml_remove_site(text, name)
                 del expected["sites"][name]
@@ -1631,7 +1625,7 @@ def _sites_add(path: str, text: str, name: str | None, raw: Mapping[str, Any],
                make_default: bool, remove_anaconda_com: bool) -> tuple[str, JSONDict]:
     """``sites add``: a new [sites.<name>] table (name default: the normalised domain)."""
     values = _site_table_values(raw)
-    name = values["domain"] if name is None else name
+    name = name or values["domain"]
     document, sites, implicit = _sites_on_file(path, text)
     if name in sites or (implicit and name == DEFAULT_DOMAIN):
         raise AnacondaAuthError(
@@ -1645,7 +1639,8 @@ def _sites_add(path: str, text: str, name: str | None, raw: Mapping[str, Any],
         # Keeping the implicit site means writing it down, as the reference does (it stops
         # applying once another site exists), and it stays the default.
         edits.append(("set", DEFAULT_DOMAIN, {}))
-        edits += [] if make_default else [("default", DEFAULT_DOMAIN, None)]
+        if not make_default:
+            edits.append(("default", DEFAULT_DOMAIN, None))
         remaining[DEFAULT_DOMAIN] = None
     defaults = {field: _FIELDS[field][1] for field in values}
     edits.append(("set", name, {k: v for k, v in values.items() if v != defaults[k]}))
@@ -1670,7 +1665,7 @@ def _sites_modify(path: str, text: str, wanted: str, raw: Mapping[str, Any],
     # set even to the default, so [plugin.auth] cannot take over.
     changed = {k: v for k, v in values.items()
                if (table[k] != v if k in table else v != _FIELDS[k][1])}
-    edits: list[tuple[str, str, Any]] = [("set", name, changed)] if changed or not table else []
+    edits: list[tuple[str, str, Any]] = [("set", name, changed)] if changed else []
     if make_default or (implicit and edits):
         edits.append(("default", name, None))
     return _apply_site_edits(path, text, document, edits)
@@ -1679,7 +1674,8 @@ def _sites_modify(path: str, text: str, wanted: str, raw: Mapping[str, Any],
 def _sites_remove(path: str, text: str, wanted: str) -> tuple[str, JSONDict]:
     """``sites remove``: drop a site; a default that pointed at it moves to the first one left."""
     document, sites, implicit = _sites_on_file(path, text)
-    name = _lookup_site(sites or {DEFAULT_DOMAIN: {}} if implicit else sites, wanted, path)
+    name = _lookup_site({DEFAULT_DOMAIN: {"domain": DEFAULT_DOMAIN}} if implicit else sites,
+                        wanted, path)
     if name is not None and (implicit or len(sites) == 1):
         raise AnacondaAuthError(f"{wanted} is the only configured site and cannot be removed")
     if name is None:
@@ -1718,8 +1714,8 @@ def _toml_differences(got: Any, want: Any, prefix: str = "") -> str:
     if not (isinstance(got, dict) and isinstance(want, dict)):
         return "" if got == want else prefix or "<top level>"
     keys = list(want) + [k for k in got if k not in want]
-    paths = (f"{prefix}{k}" if k not in got or k not in want
-             else _toml_differences(got[k], want[k], f"{prefix}{k}.") for k in keys)
+    paths = (_toml_differences(got.get(k), want.get(k), f"{prefix}.{k}" if prefix else k)
+             if k in got and k in want else f"{prefix}.{k}" if prefix else k for k in keys)
     return ", ".join(p for p in paths if p)
 
 
@@ -1738,7 +1734,7 @@ def _write_config_toml(
     try:
         with _FileLock(path):
             old = _read_config_text(path)
-            if shown is not None and old != shown:
+            if shown is not None and (old or "") != shown:
                 raise AnacondaAuthError(f"{path} changed while waiting for confirmation. Nothing "
                                         "was written; run the command again.")
             new, expected = edit(old or "")
@@ -3795,26 +3791,23 @@ def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDi
     text = _read_config_text(path)
     _parse_config_toml(path, text or "")  # does not parse: exit 2 (ConfigError), before anything
     try:
-        if args.yes:
-            old, new, backup = _write_config_toml(path, edit)
-            _say(f"Updated {path}" + (f" (previous version: {backup})" if backup else "")
-                 if new != old else f"No change to {path}")
-            return 0
-        new = edit(text or "")[0]
-        if new == (text or ""):
-            _say(f"No change to {path}")
-            return 0
-        _print_config_diff(path, text, new)
-        if args.yes is False:  # --dry-run
-            return 0
-        if not _is_interactive():
-            _say(f"Nothing was written: not a terminal. Run again with --yes to write {path}.")
-            return 1
-        if not _ask_yes_no("Confirm: [y/n]: "):
-            _say("Nothing was written.")
-            return 0
-        _write_config_toml(path, edit, shown=text or "")
-        _say(f"Updated {path}")
+        new = edit(text or "")[0]  # a request that cannot be done fails before anything is touched
+        if not args.yes:
+            if new == (text or ""):
+                _say(f"No change to {path}")
+                return 0
+            _print_config_diff(path, text, new)
+            if args.yes is False:  # --dry-run
+                return 0
+            if not _is_interactive():
+                _say(f"Nothing was written: not a terminal. Run again with --yes to write {path}.")
+                return 1
+            if not _ask_yes_no("Confirm: [y/n]: "):
+                _say("Nothing was written.")
+                return 0
+        old, new, backup = _write_config_toml(path, edit, shown=None if args.yes else text or "")
+        _say(f"No change to {path}" if new == old else f"Updated {path}"
+             + (f" (previous version: {backup})" if backup else ""))
         return 0
     except AnacondaAuthError as e:  # the request cannot be done (the reference's exit code 1)
         if args.verbose:
