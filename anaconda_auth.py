@@ -1666,7 +1666,7 @@ def _sites_modify(path: str, text: str, wanted: str, raw: Mapping[str, Any],
     changed = {k: v for k, v in values.items()
                if (table[k] != v if k in table else v != _FIELDS[k][1])}
     edits: list[tuple[str, str, Any]] = [("set", name, changed)] if changed else []
-    if make_default or (implicit and edits):
+    if (make_default and document.get("default_site") != name) or (implicit and edits):
         edits.append(("default", name, None))
     return _apply_site_edits(path, text, document, edits)
 

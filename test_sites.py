@@ -791,11 +791,14 @@ def test_remove_by_domain_keeps_the_default(tmp_path: Path) -> None:
 
 
 def test_no_change_says_so_and_writes_nothing(tmp_path: Path) -> None:
-    path = write_config(tmp_path, REALISTIC)
+    path = write_config(tmp_path, REALISTIC.replace('default_site = "work"', "default_site = 'work'"))
     before = snapshot(path)
     for args in (["--dry-run"], ["--yes"], []):
         result = run_ours(tmp_path, "sites", "modify", "--domain", "localhost:8443",
                           "--no-ssl-verify", *args)
+        assert result.returncode == 0, result.stderr
+        assert f"No change to {path}" in result.stderr
+        result = run_ours(tmp_path, "sites", "modify", "--name", "work", "--default", *args)
         assert result.returncode == 0, result.stderr
         assert f"No change to {path}" in result.stderr
         assert result.stdout == ""
