@@ -2199,8 +2199,8 @@ def test_plain_toml_reader_never_disagrees_with_tomllib_on_mutated_files():
 
     toml = aa._import_toml("config.toml")
     rng = random.Random(20261123)
-    bases = ['default_site = "x"\n\n[sites.x]\ndomain = "foo.local" # c\nssl_verify = false\n'
-             '[sites."a.b".proxy_servers]\nhttps = "p"\n',
+    bases = [('default_site = "x"\n\n[sites.x]\ndomain = "foo.local" # c\nssl_verify = false\n'
+             '[sites."a.b".proxy_servers]\nhttps = "p"\n'),
              '[plugin.auth]\nproxy_servers = { https = "http://p:3128", "all" = \'x\' }\nn = -12\n',
              'a = "\\u00e9\\t\\"q\\"\\\\"\n[t]\nk=1']
     alphabet = list('[]{}"\'=.,#\\ \t\nabcu0123456789-+_tfrue')
