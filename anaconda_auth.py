@@ -2414,49 +2414,100 @@ def _client_hostname(hashed: bool) -> str:
     return _hostname_headers[hashed]
 
 
-def _request_headers(config: Config, headers: Mapping[str, str] | None,
+class _Site:
+    """What request() derives from one Config, computed once: a Config never changes."""
+
+    __slots__ = ("base_url", "config", "headers", "hosts", "tls")
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.base_url = f"https://{config.domain}/"
+        headers = {
+            "User-Agent": f"anaconda-auth/{__version__} (anaconda_auth.py)",
+            "X-Client-Hostname": _client_hostname(config.hash_hostname),
+            "Accept": "*/*",
+        }
+        ours = {name.lower() for name in headers}
+        extra = config.extra_headers or {}
+        _check_headers(extra, f"extra_headers from {config.sources.get('extra_headers')}")
+        for name, value in extra.items():
+            if name.lower() not in ours:  # extra headers never override ours
+                headers[name] = value
+        self.headers = headers
+        # The hosts that may receive the key: (host, port), port None when the domain has none.
+        self.hosts = {_host_port(f"https://{domain}", explicit_port=True)[1:]
+                      for domain in (config.domain, config.auth_domain)}
+        self.tls: dict[tuple[Any, ...], tuple[tuple[str, Any], ...]] = {}
+
+
+_sites: dict[int, _Site] = {}
+
+
+def _site_for(config: Config) -> _Site:
+    site = _sites.get(id(config))
+    if site is None or site.config is not config:
+        if len(_sites) >= 64:  # a bound, not an LRU: programs use a handful of configs
+            _sites.clear()
+        site = _sites[id(config)] = _Site(config)
+    return site
+
+
+def _check_headers(headers: Mapping[str, str], source: str) -> None:
+    """Refuse line breaks and control characters, which would split the request (injection)."""
+    for name, value in headers.items():
+        if any(c < " " and c != "\t" or c == "\x7f" for c in f"{name}{value}"):
+            raise ConfigError(f"{source}: the header {name!r} contains a line break or a control "
+                              "character. Remove it.")
+
+
+def _request_headers(site: _Site, headers: Mapping[str, str] | None,
                      api_version: str | None) -> dict[str, str]:
-    merged = {
-        "User-Agent": f"anaconda-auth/{__version__} (anaconda_auth.py)",
-        "X-Client-Hostname": _client_hostname(config.hash_hostname),
-        "Accept": "*/*",
-    }
+    """Ours and the configured extra headers, overridden by the caller's in any letter case."""
+    given = dict(headers or {})
     if api_version:
-        merged["Api-Version"] = api_version
-    if headers:  # the caller's win, whatever their case
-        given = {name.lower() for name in headers}
-        merged = {k: v for k, v in merged.items() if k.lower() not in given}
-        merged.update(headers)
-    present = {name.lower() for name in merged}
-    for name, value in (config.extra_headers or {}).items():
-        if name.lower() not in present:  # extra headers never override ours or the caller's
-            merged[name] = value
+        given["Api-Version"] = api_version
+    if not given:
+        return dict(site.headers)
+    _check_headers(given, "request(headers=...)")
+    names = {name.lower() for name in given}
+    merged = {k: v for k, v in site.headers.items() if k.lower() not in names}
+    merged.update(given)
     return merged
 
 
 # -- Bearer key -----------------------------------------------------------------------------------
 
 
-def _host_port(url: str) -> tuple[str, str, int | None]:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80 if parts.scheme == "http" else None)
-    return parts.scheme, (parts.hostname or "").lower(), port
+_origins: dict[tuple[str, bool], tuple[str, str, int | None]] = {}
 
 
-def _may_carry_key(url: str, config: Config) -> bool:
+def _host_port(url: str, explicit_port: bool = False) -> tuple[str, str, int | None]:
+    """(scheme, lower-case host, port) of ``url``; the port defaults by scheme unless
+    ``explicit_port``. Cached by origin: request() asks several times per call."""
+    scheme, _, rest = url.partition("://")
+    for separator in "/?#":
+        rest = rest.split(separator, 1)[0]
+    key = (f"{scheme}://{rest}", explicit_port)
+    found = _origins.get(key)
+    if found is None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(key[0])
+        port = parts.port
+        if port is None and not explicit_port:
+            port = {"https": 443, "http": 80}.get(parts.scheme)
+        if len(_origins) >= 256:
+            _origins.clear()
+        found = _origins[key] = (parts.scheme, (parts.hostname or "").lower(), port)
+    return found
+
+
+def _may_carry_key(origin: tuple[str, str, int | None], site: _Site) -> bool:
     """The key goes only to the site's own hosts, and only over https unless on loopback."""
-    scheme, host, port = _host_port(url)
+    scheme, host, port = origin
     if scheme != "https" and not (scheme == "http" and host in _LOOPBACK_HOSTS):
         return False
-    from urllib.parse import urlsplit
-
-    for domain in {config.domain, config.auth_domain}:
-        site = urlsplit(f"https://{domain}")
-        if host == (site.hostname or "").lower() and (site.port is None or site.port == port):
-            return True
-    return False
+    return (host, port) in site.hosts or (host, None) in site.hosts
 
 
 def _bearer_key(config: Config, api_key: str | None) -> str | None:
@@ -2474,6 +2525,15 @@ def _bearer_key(config: Config, api_key: str | None) -> str | None:
 
 
 # -- TLS and proxies ------------------------------------------------------------------------------
+
+
+def _tls_options_for(site: _Site) -> tuple[tuple[str, Any], ...]:
+    """The site's TLS pool options, recomputed only when a CA variable changes."""
+    key = _environment_key(_CA_BUNDLE_VARIABLES) if site.config.ssl_verify is True else ()
+    options = site.tls.get(key)
+    if options is None:
+        options = site.tls[key] = _tls_options(site.config)
+    return options
 
 
 def _tls_options(config: Config) -> tuple[tuple[str, Any], ...]:
@@ -2554,16 +2614,34 @@ def _proxy_for(url: str, config: Config) -> str | None:
     return None if bypass else proxies.get(scheme) or proxies.get("all")
 
 
+_encoded_names: dict[tuple[str, ...], tuple[Any, ...]] = {}
+
+
+def _environment_key(names: tuple[str, ...]) -> tuple[Any, ...]:
+    """A fingerprint of some environment variables, to know when to recompute what depends on
+    them. ``os.environ.get`` costs ~0.6 µs a name (encoding, and a KeyError for each missing
+    one) and request() checks a dozen names per call, so this reads the dict under
+    ``os.environ`` directly where CPython has one."""
+    data = getattr(os.environ, "_data", None)
+    encode = getattr(os.environ, "encodekey", None)
+    if not isinstance(data, dict) or encode is None:
+        return tuple(map(os.environ.get, names))
+    keys = _encoded_names.get(names)
+    if keys is None:
+        keys = _encoded_names[names] = tuple(map(encode, names))
+    return tuple(map(data.get, keys))
+
+
 _PROXY_VARIABLES = tuple(variable for name in ("http", "https", "all", "no") for variable in (
     f"{name}_proxy", f"{name.upper()}_PROXY")) + ("REQUEST_METHOD",)  # CGI drops HTTP_PROXY
-_proxy_cache: dict[tuple[str | None, ...], tuple[dict[str, str], bool]] = {}
+_proxy_cache: dict[tuple[Any, ...], tuple[dict[str, str], bool]] = {}
 
 
 def _discovered_proxies() -> tuple[dict[str, str], bool]:
     """(proxies, whether they came from the environment), recomputed only when a proxy
     variable changes: scanning the whole environment on every request costs more than the
     request itself."""
-    key = tuple(os.environ.get(name) for name in _PROXY_VARIABLES)
+    key = _environment_key(_PROXY_VARIABLES)
     if key not in _proxy_cache:
         import urllib.request
 
@@ -2593,6 +2671,31 @@ def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
     return pool
 
 
+_connection_pools: dict[tuple[Any, ...], Any] = {}
+_request_targets: dict[str, tuple[tuple[str, str, int | None], str]] = {}  # url -> origin, path
+
+
+def _connection_pool(tls: tuple[tuple[str, Any], ...], url: str) -> tuple[Any, str]:
+    """(the connection pool for ``url``'s origin, the request target): what PoolManager.urlopen
+    works out on every call (URL parsing, pool-key normalisation), kept between calls."""
+    target = _request_targets.get(url)
+    if target is None:
+        import urllib3
+
+        parsed = urllib3.util.parse_url(url)  # urllib3's own host form, e.g. "[::1]"
+        if len(_request_targets) >= 256:
+            _request_targets.clear()
+        origin = (parsed.scheme or "http", parsed.host or "", parsed.port)
+        target = _request_targets[url] = (origin, parsed.request_uri)
+    origin, path = target
+    key = (tls, origin)
+    pool = _connection_pools.get(key)
+    if pool is None or pool.pool is None:  # None: closed, the manager let it go
+        pool = _pool(tls, None).connection_from_host(origin[1], origin[2], origin[0])
+        _connection_pools[key] = pool
+    return pool, path
+
+
 def _split_proxy_credentials(proxy: str) -> tuple[str, dict[str, str]]:
     """``http://user:pass@host:port`` -> (``http://host:port``, Proxy-Authorization header)."""
     from urllib.parse import unquote, urlsplit
@@ -2613,15 +2716,28 @@ def _split_proxy_credentials(proxy: str) -> tuple[str, dict[str, str]]:
 # -- Retries, timeouts, errors --------------------------------------------------------------------
 
 _retry_classes: list[Any] = []
+_retries: dict[int, Any] = {}
+_timeouts: dict[Any, Any] = {}
 
 
-def _retry(method: str, retries: int | None) -> Any:
+def _retry(retries: int | None) -> Any:
     """Backoff with jitter on connection errors and 429/502/503/504, honouring Retry-After.
 
     urllib3 retries a read error or an error status only for the allowed (idempotent) methods,
     while a connection that failed before the request was sent is retried for every method:
-    so a POST body is never sent twice.
+    so a POST body is never sent twice. (A Retry is immutable: one per count is shared.)
     """
+    count = 3 if retries is None else retries
+    if count not in _retries:
+        _retries[count] = _retry_class()(
+            total=count, connect=count, read=count, status=count, redirect=False,
+            allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
+            backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
+        )
+    return _retries[count]
+
+
+def _retry_class() -> Any:
     if not _retry_classes:
         import random
 
@@ -2648,26 +2764,25 @@ def _retry(method: str, retries: int | None) -> Any:
                 return super().increment(method, url, response, error, _pool, _stacktrace)
 
         _retry_classes.append(_Retry)
-    count = 3 if retries is None else retries
-    return _retry_classes[0](
-        total=count, connect=count, read=count, status=count, redirect=False,
-        allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
-        backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
-    )
+    return _retry_classes[0]
 
 
 def _is_permanent_failure(error: BaseException) -> bool:
     """Failures that the same request will meet again: retrying only delays the message."""
     text = str(error)
-    return "CERTIFICATE_VERIFY_FAILED" in text or "407 Proxy Authentication Required" in text
+    # "Tunnel connection failed: 4xx": the proxy refused our credentials or the port.
+    return "CERTIFICATE_VERIFY_FAILED" in text or "Tunnel connection failed: 4" in text
 
 
 def _timeout(timeout: None | float | tuple[float, float]) -> Any:
-    import urllib3
+    """A urllib3 Timeout (urllib3 clones it per connection, so one per value is shared)."""
+    if timeout not in _timeouts:
+        import urllib3
 
-    connect, read = _DEFAULT_TIMEOUT if timeout is None else (
-        timeout if isinstance(timeout, tuple) else (timeout, timeout))
-    return urllib3.Timeout(connect=connect, read=read)
+        connect, read = _DEFAULT_TIMEOUT if timeout is None else (
+            timeout if isinstance(timeout, tuple) else (timeout, timeout))
+        _timeouts[timeout] = urllib3.Timeout(connect=connect, read=read)
+    return _timeouts[timeout]
 
 
 def _network_error(method: str, url: str, proxy: str | None, error: Exception) -> NetworkError:
@@ -2730,29 +2845,33 @@ def request(
     most 5) and the key is dropped when one leaves the origin. Raises NetworkError when no
     response arrives; call ``raise_for_status()`` to turn error statuses into exceptions.
     """
-    from urllib.parse import urljoin
-
     config = config or resolve_config()
+    site = _site_for(config)
     method = method.upper()
-    url = urljoin(f"https://{config.domain}/", url)
-    all_headers = _request_headers(config, headers, api_version)
-    payload = _encode_body(method, url, json, body, fields, all_headers)
+    if not url.startswith(("https://", "http://")):
+        from urllib.parse import urljoin
+
+        url = urljoin(site.base_url, url)
+    all_headers = _request_headers(site, headers, api_version)
+    payload = _encode_body(method, json, body, fields, all_headers)
     if payload is None and fields and method in ("GET", "HEAD", "DELETE"):
         from urllib.parse import urlencode
 
         url = f"{url}{'&' if '?' in url else '?'}{urlencode(fields)}"
-    key = _bearer_key(config, api_key) if auth and _may_carry_key(url, config) else None
-    tls = _tls_options(config)
+    origin = _host_port(url)
+    key = _bearer_key(config, api_key) if auth and _may_carry_key(origin, site) else None
+    tls = _tls_options_for(site)
     for _ in range(_MAX_REDIRECTS + 1):
         sent_headers = dict(all_headers)
-        if key and _may_carry_key(url, config):
+        if key and _may_carry_key(origin, site):
             sent_headers["Authorization"] = f"Bearer {key}"
         response = _send(method, url, sent_headers, payload, tls, config, timeout, retries)
-        location = response.headers.get("Location")
-        if response.status not in (301, 302, 303, 307, 308) or not location:
+        if response.status not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
             break
-        next_url = urljoin(url, location)
-        if _host_port(next_url) != _host_port(url):
+        from urllib.parse import urljoin
+
+        next_url = urljoin(url, response.headers["Location"])
+        if _host_port(next_url) != origin:
             # Never follow a redirect to another origin with credentials, ours or the caller's.
             key = None
             all_headers = {k: v for k, v in all_headers.items()
@@ -2760,12 +2879,13 @@ def request(
         if response.status == 303 or (response.status in (301, 302) and method == "POST"):
             method, payload = ("HEAD" if method == "HEAD" else "GET"), None
             all_headers.pop("Content-Type", None)
-        url = next_url
-    _check_api_version(response, api_version)
+        url, origin = next_url, _host_port(next_url)
+    if api_version:
+        _check_api_version(response, api_version)
     return response
 
 
-def _encode_body(method: str, url: str, json_body: Any, body: None | bytes | str,
+def _encode_body(method: str, json_body: Any, body: None | bytes | str,
                  fields: Mapping[str, str] | None, headers: dict[str, str]) -> bytes | None:
     if json_body is not None:
         import json
@@ -2786,14 +2906,20 @@ def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
     import urllib3
 
     proxy = _proxy_for(url, config)
+    options = {"body": payload, "headers": headers, "redirect": False, "preload_content": True,
+               "retries": _retry(retries), "timeout": _timeout(timeout)}
     try:
-        raw = _pool(tls, proxy).urlopen(
-            method, url, body=payload, headers=headers, redirect=False,
-            retries=_retry(method, retries), timeout=_timeout(timeout), preload_content=True,
-        )
+        if proxy:
+            raw = _pool(tls, proxy).urlopen(method, url, **options)
+        else:
+            pool, path = _connection_pool(tls, url)
+            raw = pool.urlopen(method, path, assert_same_host=False, **options)
     except urllib3.exceptions.HTTPError as e:
         raise _network_error(method, url, proxy, e) from None
-    except ValueError as e:  # truststore + urllib3 1.26 + an IP address: no server_hostname
+    except ValueError as e:
+        if "server_hostname" not in str(e):
+            raise
+        # truststore + urllib3 1.26 + an IP address: urllib3 passes no server_hostname.
         raise NetworkError(
             f"{method} {url}: TLS setup failed ({e}). With ssl_verify = \"truststore\", urllib3 "
             "1.26 cannot verify a server given by IP address: use its host name, or urllib3 2."

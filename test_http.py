@@ -61,6 +61,7 @@ def fresh_http_state(monkeypatch: pytest.MonkeyPatch):
     pools: dict[Any, Any] = {}
     monkeypatch.setattr(aa, "_pools", pools)
     monkeypatch.setattr(aa, "_hostname_headers", {})
+    monkeypatch.setattr(aa, "_sites", {})  # per-config headers and TLS options
     monkeypatch.setattr(aa, "_truststore_contexts", [])
     monkeypatch.setattr(aa, "_warned", set())
     if hasattr(aa, "_proxy_cache"):  # proxies discovered from the environment, per variables
@@ -477,12 +478,15 @@ def test_key_goes_to_an_ipv6_loopback_site(https_server, make_config, tls):
 
 def test_key_never_goes_over_plain_http_to_a_remote_host(make_config):
     config = make_config("anaconda.com", api_key="k-123")
-    assert aa._may_carry_key("https://anaconda.com/api/account", config)
-    assert not aa._may_carry_key("http://anaconda.com/api/account", config)
-    assert not aa._may_carry_key("https://anaconda.com.evil.test/api", config)
-    assert not aa._may_carry_key("https://evil.test/api", config)
-    assert not aa._may_carry_key("ftp://anaconda.com/x", config)
-    assert aa._may_carry_key("http://localhost:8080/x", make_config("localhost:8080"))
+    def may_carry_key(url: str, config: aa.Config) -> bool:
+        return aa._may_carry_key(aa._host_port(url), aa._site_for(config))
+
+    assert may_carry_key("https://anaconda.com/api/account", config)
+    assert not may_carry_key("http://anaconda.com/api/account", config)
+    assert not may_carry_key("https://anaconda.com.evil.test/api", config)
+    assert not may_carry_key("https://evil.test/api", config)
+    assert not may_carry_key("ftp://anaconda.com/x", config)
+    assert may_carry_key("http://localhost:8080/x", make_config("localhost:8080"))
 
 
 def test_cross_origin_redirect_strips_the_key(https_server, make_config):
@@ -1236,9 +1240,9 @@ def test_retry_after_is_capped():
     """A server asking for an hour does not get request() to sleep an hour."""
     for value in ("3600", email.utils.formatdate(time.time() + 86400, usegmt=True)):
         response = urllib3.HTTPResponse(body=b"", headers={"Retry-After": value}, status=503)
-        assert aa._retry("GET", None).get_retry_after(response) <= 60
+        assert aa._retry(None).get_retry_after(response) <= 60
     response = urllib3.HTTPResponse(body=b"", headers={"Retry-After": "2"}, status=503)
-    assert aa._retry("GET", None).get_retry_after(response) == 2
+    assert aa._retry(None).get_retry_after(response) == 2
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
@@ -1378,13 +1382,13 @@ def test_default_timeouts_and_retry_policy():
     assert (timeout.connect_timeout, timeout.read_timeout) == (2.5, 2.5)
     timeout = aa._timeout((1, 30))
     assert (timeout.connect_timeout, timeout.read_timeout) == (1, 30)
-    retry = aa._retry("GET", None)
+    retry = aa._retry(None)
     assert (retry.total, retry.connect, retry.read, retry.status) == (3, 3, 3, 3)
     assert set(retry.status_forcelist) == {429, 502, 503, 504}
     assert retry.respect_retry_after_header and not retry.raise_on_status
     assert retry.is_retry("GET", 503) and not retry.is_retry("POST", 503)
     assert not retry.is_retry("GET", 500)
-    assert aa._retry("GET", 0).total == 0
+    assert aa._retry(0).total == 0
 
 
 # ------------------------------------------------------------------------------------------

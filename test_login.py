@@ -450,7 +450,8 @@ def device_server(https_server):
 def test_device_request_is_a_form_post_without_authorization_even_with_a_stored_key(device_server, test_ca, tmp_path):
     config = _config(tmp_path, test_ca, domain=_domain(device_server), client_id="cli-42")
     aa.login(config, api_key=make_jwt({"sub": "x", "exp": int(time.time()) + 3600}))
-    assert aa._may_carry_key(device_server.url + "/device/auth", config)  # the key could go there
+    assert aa._may_carry_key(aa._host_port(device_server.url + "/device/auth"),
+                             aa._site_for(config))  # the key could go there
     device_server.fail_then("/token", [PENDING, TOKEN])
     assert aa._device_flow(config, _fake_metadata(device_server), _terminal(), False) == "fake-access-token"
     [device] = _posts(device_server, "/device/auth")

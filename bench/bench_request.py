@@ -90,24 +90,25 @@ def _breakdown(aa: Any, url: str, explicit: Any, keyed: Any) -> None:
     network (timeit, best of 5): robust where the end-to-end rates above are noisy. Private
     helpers that no longer exist are reported as such."""
     import timeit
-    from urllib.parse import urljoin
-
     steps: dict[str, str] = {
         "resolve_config() (default config, per call)": "aa.resolve_config()",
-        "urljoin(https://<domain>/, url)": "urljoin(f'https://{explicit.domain}/', url)",
-        "_request_headers(config, None, None)": "aa._request_headers(explicit, None, None)",
-        "_may_carry_key(url, config) (x2 per request)": "aa._may_carry_key(url, explicit)",
+        "_site_for(config) (cached per config)": "aa._site_for(explicit)",
+        "_request_headers(site, None, None)": "aa._request_headers(site, None, None)",
+        "_host_port(url) (cached per origin)": "aa._host_port(url)",
+        "_may_carry_key(origin, site) (x2 per request)": "aa._may_carry_key(origin, site)",
         "_bearer_key(config, None), no stored key": "aa._bearer_key(explicit, None)",
         "_bearer_key(config, None), stored key": "aa._bearer_key(keyed, None)",
-        "_tls_options(config)": "aa._tls_options(explicit)",
+        "_tls_options_for(site) (cached)": "aa._tls_options_for(site)",
         "_proxy_for(url, config)": "aa._proxy_for(url, explicit)",
         "_pool(tls, proxy) (cached)": "aa._pool(tls, None)",
-        "_retry('GET', None)": "aa._retry('GET', None)",
-        "_timeout(None)": "aa._timeout(None)",
+        "_retry(None) (cached)": "aa._retry(None)",
+        "_timeout(None) (cached)": "aa._timeout(None)",
     }
-    names = {"aa": aa, "url": url, "explicit": explicit, "keyed": keyed, "urljoin": urljoin}
+    names = {"aa": aa, "url": url, "explicit": explicit, "keyed": keyed}
     try:
-        names["tls"] = aa._tls_options(explicit)
+        names["site"] = aa._site_for(explicit)
+        names["origin"] = aa._host_port(url)
+        names["tls"] = aa._tls_options_for(names["site"])
     except AttributeError:
         pass
     print("\nper-call cost of request()'s own steps, no network (timeit, best of 5):")
