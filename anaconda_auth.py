@@ -155,6 +155,76 @@ def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
 
 
 # =================================================================================================
+# Files
+# One atomic writer and one cross-process lock for everything this module writes (the token
+# store and config.toml): readers see the old file or the new one, never half of it.
+# =================================================================================================
+
+
+def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` (through a symlink, at its target) so readers see old or new, never half.
+
+    The temp file lives in the target's directory so the rename cannot cross file systems.
+    """
+    import tempfile
+
+    target = os.path.realpath(path)
+    directory = os.path.dirname(target)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+class _FileLock:
+    """An exclusive cross-process lock on ``<path>.lock`` (fcntl on POSIX, msvcrt on Windows).
+
+    The lock lives beside the data file because the data file itself is replaced by rename.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.realpath(path) + ".lock"
+        self.fd = -1
+
+    def __enter__(self) -> _FileLock:  # noqa: PYI034 - typing.Self costs an import
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(self.fd, msvcrt.LK_LOCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(self.fd, msvcrt.LK_UNLCK, 1)
+        os.close(self.fd)  # closing releases the fcntl lock
+
+
+# =================================================================================================
 # Configuration
 # Turns files and variables into one immutable Config. Sources, highest first: explicit
 # arguments, ANACONDA_AUTH_* environment, secret files, .env, the selected [sites.<name>] table,
@@ -1865,72 +1935,6 @@ def _decode_token(value: Any, where: str) -> JSONDict:
     payload.setdefault("repo_tokens", [])
     payload.setdefault("version", TOKEN_INFO_VERSION)
     return payload
-
-
-# -- Files: one atomic writer and one lock for everything this module writes ----------------------
-
-
-def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` (through a symlink, at its target) so readers see old or new, never half.
-
-    The temp file lives in the target's directory so the rename cannot cross file systems.
-    """
-    import tempfile
-
-    target = os.path.realpath(path)
-    directory = os.path.dirname(target)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-
-
-class _FileLock:
-    """An exclusive cross-process lock on ``<path>.lock`` (fcntl on POSIX, msvcrt on Windows).
-
-    The lock lives beside the data file because the data file itself is replaced by rename.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = os.path.realpath(path) + ".lock"
-        self.fd = -1
-
-    def __enter__(self) -> _FileLock:  # noqa: PYI034 - typing.Self costs an import
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(self.fd, msvcrt.LK_LOCK, 1)
-        else:
-            import fcntl
-
-            fcntl.flock(self.fd, fcntl.LOCK_EX)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if sys.platform == "win32":
-            import msvcrt
-
-            msvcrt.locking(self.fd, msvcrt.LK_UNLCK, 1)
-        os.close(self.fd)  # closing releases the fcntl lock
 
 
 # -- The file store -------------------------------------------------------------------------------

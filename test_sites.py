@@ -21,6 +21,7 @@ import json
 import os
 import re
 import select
+import shutil
 import stat
 import subprocess
 import sys
@@ -1078,13 +1079,28 @@ def test_a_read_only_file_is_not_replaced(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml", "config.toml.lock"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only directory")
+def as_a_user() -> list[str]:
+    """A command prefix that makes file modes bind: root ignores them (CAP_DAC_OVERRIDE), so
+    as root the child runs under ``setpriv`` (util-linux) without that capability."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if not setpriv:
+        pytest.fail("running as root needs setpriv (Debian package util-linux)", pytrace=False)
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
+
+
 def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
     path = write_config(tmp_path, REALISTIC)
     before = snapshot(path)
     path.parent.chmod(0o500)
     try:
-        result = run_ours(tmp_path, "sites", "add", "--domain", "x.example", "--yes")
+        result = subprocess.run(
+            [*as_a_user(), sys.executable, "-m", "anaconda_auth", "sites", "add", "--domain",
+             "x.example", "--yes"],
+            cwd=tmp_path, env=clean_env(tmp_path, PYTHONPATH=str(REPO)), stdin=subprocess.DEVNULL,
+            capture_output=True, text=True, timeout=TIMEOUT, check=False)
     finally:
         path.parent.chmod(0o700)
     assert result.returncode == 1
