@@ -2438,8 +2438,8 @@ class _Site:
             if name.lower() not in ours:  # extra headers never override ours
                 headers[name] = value
         self.headers = headers
-        # The hosts that may receive the key: (host, port), port None when the domain has none.
-        self.hosts = {_host_port(f"https://{domain}", explicit_port=True)[1:]
+        # The origins that may receive the key: (host, port), 443 when the domain names none.
+        self.hosts = {_host_port(f"https://{domain}")[1:]
                       for domain in (config.domain, config.auth_domain)}
         self.tls: dict[tuple[Any, ...], tuple[tuple[str, Any], ...]] = {}
 
@@ -2459,16 +2459,26 @@ def _site_for(config: Config) -> _Site:
 def _check_headers(headers: Mapping[str, str], source: str) -> None:
     """Refuse line breaks and control characters, which would split the request (injection)."""
     for name, value in headers.items():
-        if any(c < " " and c != "\t" or c == "\x7f" for c in f"{name}{value}"):
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ConfigError(f"{source}: header names and values must be strings")
+        if not name or any(not (c.isascii() and c.isprintable()) or c in ' :()<>@,;"/[]?={}'
+                           for c in name):
+            raise ConfigError(f"{source}: {name!r} is not a valid header name.")
+        if any(c < " " and c != "\t" or c == "\x7f" for c in value):
             raise ConfigError(f"{source}: the header {name!r} contains a line break or a control "
                               "character. Remove it.")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise ConfigError(f"{source}: the value of header {name!r} has characters HTTP "
+                              "headers cannot carry (only Latin-1).") from None
 
 
 def _request_headers(site: _Site, headers: Mapping[str, str] | None,
                      api_version: str | None) -> dict[str, str]:
     """Ours and the configured extra headers, overridden by the caller's in any letter case."""
     given = dict(headers or {})
-    if api_version:
+    if api_version and "api-version" not in {name.lower() for name in given}:
         given["Api-Version"] = api_version
     if not given:
         return dict(site.headers)
@@ -2482,28 +2492,36 @@ def _request_headers(site: _Site, headers: Mapping[str, str] | None,
 # -- Bearer key -----------------------------------------------------------------------------------
 
 
-_origins: dict[tuple[str, bool], tuple[str, str, int | None]] = {}
+_parsed_urls: dict[str, tuple[tuple[str, str, int | None], str]] = {}
 
 
-def _host_port(url: str, explicit_port: bool = False) -> tuple[str, str, int | None]:
-    """(scheme, lower-case host, port) of ``url``; the port defaults by scheme unless
-    ``explicit_port``. Cached by origin: request() asks several times per call."""
-    scheme, _, rest = url.partition("://")
-    for separator in "/?#":
-        rest = rest.split(separator, 1)[0]
-    key = (f"{scheme}://{rest}", explicit_port)
-    found = _origins.get(key)
+def _parse_url(url: str) -> tuple[tuple[str, str, int | None], str]:
+    """((scheme, lower-case host, port), request target) of ``url``, as urllib3 parses it.
+
+    The decision who may get the key and the connection urllib3 makes must come from the same
+    parser: parsers disagree on odd URLs (``https://evil.test\\@anaconda.com/``). Cached, since
+    request() asks several times per call.
+    """
+    found = _parsed_urls.get(url)
     if found is None:
-        from urllib.parse import urlsplit
+        import urllib3
 
-        parts = urlsplit(key[0])
-        port = parts.port
-        if port is None and not explicit_port:
-            port = {"https": 443, "http": 80}.get(parts.scheme)
-        if len(_origins) >= 256:
-            _origins.clear()
-        found = _origins[key] = (parts.scheme, (parts.hostname or "").lower(), port)
+        try:
+            parsed = urllib3.util.parse_url(url)
+        except urllib3.exceptions.LocationParseError:
+            raise ValueError(f"{url!r} is not a valid URL") from None
+        scheme = (parsed.scheme or "").lower()
+        port = parsed.port or {"https": 443, "http": 80}.get(scheme)
+        if len(_parsed_urls) >= 256:
+            _parsed_urls.clear()
+        found = ((scheme, (parsed.host or "").lower(), port), parsed.request_uri)
+        _parsed_urls[url] = found
     return found
+
+
+def _host_port(url: str) -> tuple[str, str, int | None]:
+    """(scheme, lower-case host, port) of ``url``, the port defaulting by scheme."""
+    return _parse_url(url)[0]
 
 
 def _may_carry_key(origin: tuple[str, str, int | None], site: _Site) -> bool:
@@ -2511,7 +2529,7 @@ def _may_carry_key(origin: tuple[str, str, int | None], site: _Site) -> bool:
     scheme, host, port = origin
     if scheme != "https" and not (scheme == "http" and host in _LOOPBACK_HOSTS):
         return False
-    return (host, port) in site.hosts or (host, None) in site.hosts
+    return (host, port) in site.hosts
 
 
 def _bearer_key(config: Config, api_key: str | None) -> str | None:
@@ -2579,22 +2597,19 @@ def _default_ca_bundle() -> str | None:
     return str(certifi.where())
 
 
-_truststore_contexts: list[Any] = []
-
-
 def _truststore_context() -> Any:
-    if not _truststore_contexts:
-        try:
-            truststore = __import__("truststore")
-        except ImportError:
-            raise ConfigError(
-                'ssl_verify = "truststore" needs the truststore package (Python 3.10+): '
-                "pip install truststore"
-            ) from None
-        import ssl
+    """A new truststore context: one per Config, because urllib3 loads a client certificate
+    into the context it is given, which must not then serve another site."""
+    try:
+        truststore = __import__("truststore")
+    except ImportError:
+        raise ConfigError(
+            'ssl_verify = "truststore" needs the truststore package (Python 3.10+): '
+            "pip install truststore"
+        ) from None
+    import ssl
 
-        _truststore_contexts.append(truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
-    return _truststore_contexts[0]
+    return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 def _proxy_for(url: str, config: Config) -> str | None:
@@ -2676,25 +2691,17 @@ def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
 
 
 _connection_pools: dict[tuple[Any, ...], Any] = {}
-_request_targets: dict[str, tuple[tuple[str, str, int | None], str]] = {}  # url -> origin, path
 
 
 def _connection_pool(tls: tuple[tuple[str, Any], ...], url: str) -> tuple[Any, str]:
     """(the connection pool for ``url``'s origin, the request target): what PoolManager.urlopen
     works out on every call (URL parsing, pool-key normalisation), kept between calls."""
-    target = _request_targets.get(url)
-    if target is None:
-        import urllib3
-
-        parsed = urllib3.util.parse_url(url)  # urllib3's own host form, e.g. "[::1]"
-        if len(_request_targets) >= 256:
-            _request_targets.clear()
-        origin = (parsed.scheme or "http", parsed.host or "", parsed.port)
-        target = _request_targets[url] = (origin, parsed.request_uri)
-    origin, path = target
+    origin, path = _parse_url(url)
     key = (tls, origin)
     pool = _connection_pools.get(key)
     if pool is None or pool.pool is None:  # None: closed, the manager let it go
+        if len(_connection_pools) >= 64:
+            _connection_pools.clear()
         pool = _pool(tls, None).connection_from_host(origin[1], origin[2], origin[0])
         _connection_pools[key] = pool
     return pool, path
@@ -2763,12 +2770,38 @@ def _retry_class() -> Any:
 
             def increment(self, method: Any = None, url: Any = None, response: Any = None,
                           error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> Any:
-                if error is not None and _is_permanent_failure(error):
+                if error is not None and (_is_permanent_failure(error) or (
+                        str(method).upper() not in _IDEMPOTENT_METHODS
+                        and not _failed_before_sending(error))):
                     raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
                 return super().increment(method, url, response, error, _pool, _stacktrace)
 
         _retry_classes.append(_Retry)
     return _retry_classes[0]
+
+
+def _failed_before_sending(error: BaseException) -> bool:
+    """Whether the request never left: the failure happened while connecting (refused, timed
+    out, TLS handshake). urllib3 reports a TLS error in the handshake and one after the request
+    was sent alike, so the tracebacks say which it was. Only then may a POST be tried again."""
+    import urllib3
+
+    if isinstance(error, urllib3.exceptions.ConnectTimeoutError):  # includes refused
+        return True
+    pending: list[Any] = [error]
+    seen: set[int] = set()
+    while pending:
+        current = pending.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        frame = current.__traceback__
+        while frame is not None:
+            if frame.tb_frame.f_code.co_name in ("connect", "_validate_conn", "_new_conn"):
+                return True
+            frame = frame.tb_next
+        pending += [current.__cause__, current.__context__, *current.args]
+    return False
 
 
 def _is_permanent_failure(error: BaseException) -> bool:
@@ -2780,13 +2813,17 @@ def _is_permanent_failure(error: BaseException) -> bool:
 
 def _timeout(timeout: None | float | tuple[float, float]) -> Any:
     """A urllib3 Timeout (urllib3 clones it per connection, so one per value is shared)."""
-    if timeout not in _timeouts:
+    key = tuple(timeout) if isinstance(timeout, list) else timeout
+    if key not in _timeouts:
         import urllib3
 
-        connect, read = _DEFAULT_TIMEOUT if timeout is None else (
-            timeout if isinstance(timeout, tuple) else (timeout, timeout))
-        _timeouts[timeout] = urllib3.Timeout(connect=connect, read=read)
-    return _timeouts[timeout]
+        pair = _DEFAULT_TIMEOUT if key is None else key if isinstance(key, tuple) else (key, key)
+        if len(pair) != 2 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in pair):
+            raise ConfigError(f"request(timeout={timeout!r}): give seconds > 0, or a (connect, "
+                              "read) pair of them")
+        _timeouts[key] = urllib3.Timeout(connect=pair[0], read=pair[1])
+    return _timeouts[key]
 
 
 def _network_error(method: str, url: str, proxy: str | None, error: Exception) -> NetworkError:
@@ -2862,44 +2899,74 @@ def request(
         from urllib.parse import urlencode
 
         url = f"{url}{'&' if '?' in url else '?'}{urlencode(fields)}"
-    origin = _host_port(url)
-    key = _bearer_key(config, api_key) if auth and _may_carry_key(origin, site) else None
+    try:
+        origin = _host_port(url)
+    except ValueError as e:
+        raise ConfigError(f"request(url=...): {e}") from None
+    callers_auth = "authorization" in {name.lower() for name in all_headers}
+    key = None
+    if auth and not callers_auth and _may_carry_key(origin, site):
+        key = _bearer_key(config, api_key)
     tls = _tls_options_for(site)
     for _ in range(_MAX_REDIRECTS + 1):
         sent_headers = dict(all_headers)
-        if key and _may_carry_key(origin, site):
+        # Plain http is allowed to loopback only, and not through a proxy: the key would travel
+        # in clear to the proxy's host.
+        if key and _may_carry_key(origin, site) and (
+                origin[0] == "https" or not _proxy_for(url, config)):
             sent_headers["Authorization"] = f"Bearer {key}"
         response = _send(method, url, sent_headers, payload, tls, config, timeout, retries)
-        if response.status not in (301, 302, 303, 307, 308) or "Location" not in response.headers:
+        location = response.headers.get("Location")
+        if response.status not in (301, 302, 303, 307, 308) or not location:
             break
-        from urllib.parse import urljoin
-
-        next_url = urljoin(url, response.headers["Location"])
-        if _host_port(next_url) != origin:
-            # Never follow a redirect to another origin with credentials, ours or the caller's.
-            key = None
-            all_headers = {k: v for k, v in all_headers.items()
-                           if k.lower() not in _CREDENTIAL_HEADERS}
-        if response.status == 303 or (response.status in (301, 302) and method == "POST"):
-            method, payload = ("HEAD" if method == "HEAD" else "GET"), None
-            all_headers.pop("Content-Type", None)
-        url, origin = next_url, _host_port(next_url)
+        url, origin, all_headers, key, method, payload = _follow_redirect(
+            response, url, origin, all_headers, key, method, payload)
+    else:
+        raise NetworkError(f"{method} {url}: more than {_MAX_REDIRECTS} redirects; the server at "
+                           f"{origin[1]} is redirecting in a loop.")
     if api_version:
         _check_api_version(response, api_version)
     return response
 
 
+def _follow_redirect(
+    response: Response, url: str, origin: tuple[str, str, int | None], headers: dict[str, str],
+    key: str | None, method: str, payload: bytes | None,
+) -> tuple[str, tuple[str, str, int | None], dict[str, str], str | None, str, bytes | None]:
+    """Where a redirect leads, and what may go there: credentials, ours or the caller's, never
+    leave the origin; 303 (and 301/302 after POST) turn into GET without a body."""
+    from urllib.parse import urljoin
+
+    location = response.headers["Location"]
+    try:
+        next_url = urljoin(url, location)
+        next_origin = _host_port(next_url)
+    except ValueError:
+        raise NetworkError(f"{method} {url} was redirected to an invalid location "
+                           f"{_excerpt(location, 100)!r}") from None
+    if next_origin != origin:
+        key = None
+        headers = {k: v for k, v in headers.items() if k.lower() not in _CREDENTIAL_HEADERS}
+    if response.status == 303 or (response.status in (301, 302) and method == "POST"):
+        method, payload = ("HEAD" if method == "HEAD" else "GET"), None
+        headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return next_url, next_origin, headers, key, method, payload
+
+
 def _encode_body(method: str, json_body: Any, body: None | bytes | str,
                  fields: Mapping[str, str] | None, headers: dict[str, str]) -> bytes | None:
+    typed = "content-type" in {name.lower() for name in headers}  # the caller's wins
     if json_body is not None:
         import json
 
-        headers.setdefault("Content-Type", "application/json")
+        if not typed:
+            headers["Content-Type"] = "application/json"
         return json.dumps(json_body).encode("utf-8")
     if fields is not None and method not in ("GET", "HEAD", "DELETE"):
         from urllib.parse import urlencode
 
-        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        if not typed:
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
         return urlencode(fields).encode("ascii")
     return body.encode("utf-8") if isinstance(body, str) else body
 
@@ -2929,7 +2996,7 @@ def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
             "1.26 cannot verify a server given by IP address: use its host name, or urllib3 2."
         ) from None
     return Response(raw.status, raw.reason or "", raw.headers, raw.data or b"", url,
-                    "Authorization" in headers)
+                    "authorization" in {name.lower() for name in headers})
 
 
 def _parse_version(text: str) -> tuple[int, ...] | None:

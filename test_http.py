@@ -21,6 +21,7 @@ import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import types
 import warnings
@@ -62,7 +63,6 @@ def fresh_http_state(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(aa, "_pools", pools)
     monkeypatch.setattr(aa, "_hostname_headers", {})
     monkeypatch.setattr(aa, "_sites", {})  # per-config headers and TLS options
-    monkeypatch.setattr(aa, "_truststore_contexts", [])
     monkeypatch.setattr(aa, "_warned", set())
     if hasattr(aa, "_proxy_cache"):  # proxies discovered from the environment, per variables
         monkeypatch.setattr(aa, "_proxy_cache", {})
@@ -548,9 +548,9 @@ def test_redirects_stop_after_five(https_server, make_config):
     site = https_server()
     for i in range(10):
         site.redirect(f"/r{i}", f"/r{i + 1}")
-    response = aa.request("GET", "/r0", config=make_config(site))
-    assert len(site.requests) == 6  # the request and five redirects followed
-    assert response.status == 302
+    with pytest.raises(aa.NetworkError, match="more than 5 redirects"):
+        aa.request("GET", "/r0", config=make_config(site))
+    assert len(site.requests) == 6  # the request and five redirects followed, then an error
 
 
 def test_caller_authorization_header_is_stripped_on_cross_origin_redirect(https_server,
@@ -566,6 +566,117 @@ def test_caller_authorization_header_is_stripped_on_cross_origin_redirect(https_
     assert site.requests[-1].headers.get("Authorization") == "token caller-secret"
     assert other.requests[-1].headers.get("Authorization") is None
     assert other.requests[-1].headers.get("Cookie") is None
+
+
+def test_key_never_goes_where_url_parsers_disagree(https_server, make_config):
+    """``http://evil\\@site/`` reads as the site to urllib.parse but urllib3 connects to evil:
+    who may get the key is decided with the parser that makes the connection."""
+    site = https_server(tls=False, host="localhost")
+    evil = https_server(tls=False)
+    for server in (site, evil):
+        server.route("*", "*", 204)
+    config = make_config(f"localhost:{site.port}", api_key="the-key")
+    aa.request("GET", f"http://127.0.0.1:{evil.port}\\@localhost:{site.port}/x", config=config,
+               retries=0)
+    site.redirect("/go", f"http://127.0.0.1:{evil.port}\\@localhost:{site.port}/landing")
+    aa.request("GET", f"http://localhost:{site.port}/go", config=config, retries=0)
+    assert evil.requests, "the odd URLs really reached the other server"
+    assert [r.headers.get("Authorization") for r in evil.requests] == [None] * len(evil.requests)
+
+
+def test_key_is_not_sent_in_clear_through_a_proxy(https_server, make_config, monkeypatch):
+    """Plain http carries the key only to loopback, and a proxy is not loopback."""
+    proxy = https_server(tls=False)
+    proxy.route("*", "*", 204)
+    monkeypatch.setenv("HTTP_PROXY", proxy.url)
+    config = make_config("localhost:8443", api_key="the-key")
+    aa.request("GET", "http://localhost:8443/x", config=config, retries=0)
+    assert proxy.requests and proxy.requests[0].headers.get("Authorization") is None
+
+
+def test_key_goes_only_to_the_sites_port(https_server, make_config):
+    server = https_server(tls=False, host="localhost")
+    server.route("GET", "/x", echo)
+    url = f"http://localhost:{server.port}/x"
+    no_port = make_config("localhost", api_key="the-key")  # means https on 443
+    assert aa.request("GET", url, config=no_port).json()["authorization"] is None
+    with_port = make_config(f"localhost:{server.port}", api_key="the-key")
+    assert aa.request("GET", url, config=with_port).json()["authorization"] == "Bearer the-key"
+
+
+def test_lower_case_caller_headers_replace_ours_without_duplicates(https_server, make_config):
+    server = https_server()
+    server.route("POST", "/x", (401, {}, AUTH_REQUIRED_BODY))
+    response = aa.request("POST", "/x", config=make_config(server, api_key="site-key"),
+                          json={"a": 1}, api_version="2",
+                          headers={"authorization": "Bearer mine", "content-type": "text/plain",
+                                   "api-version": "1"})
+    sent = server.requests[0].headers
+    for name, value in (("authorization", "Bearer mine"), ("content-type", "text/plain"),
+                        ("api-version", "1")):
+        assert [v for k, v in sent.items() if k.lower() == name] == [value]
+    assert response.sent_auth
+    with pytest.raises(aa.InvalidTokenError):
+        response.raise_for_status()
+
+
+def test_post_is_not_resent_after_a_tls_failure_once_the_request_was_sent(test_ca, make_config):
+    """A TLS error after the server read the request looks like a handshake error to urllib3;
+    the body went out, so it must not go out again."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    context = test_ca.server_context()
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                tls = context.wrap_socket(connection, server_side=True)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += tls.recv(65536)
+                received.append(data.split(b"\r\n")[0])
+                raw = socket.socket(fileno=tls.detach())  # answer in plain text: a TLS error
+                raw.sendall(b"HTTP/1.1 200 OK\r\n\r\nnot TLS" * 10)
+                raw.close()
+            except OSError:
+                connection.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(aa.NetworkError):
+            aa.request("POST", f"https://localhost:{port}/charge", json={"amount": 1},
+                       config=make_config(f"localhost:{port}"))
+    finally:
+        listener.close()
+    assert received == [b"POST /charge HTTP/1.1"]
+
+
+def test_invalid_redirect_location_is_a_network_error(https_server, make_config):
+    server = https_server()
+    server.redirect("/go", "http://[::1")
+    with pytest.raises(aa.NetworkError, match="invalid location"):
+        aa.request("GET", "/go", config=make_config(server))
+
+
+@pytest.mark.parametrize("headers", [{"X Bad": "v"}, {"X-Ok": "caf\u0113"}, {"": "v"}])
+def test_invalid_header_names_and_values_are_config_errors(https_server, make_config, headers):
+    server = https_server()
+    with pytest.raises(aa.ConfigError, match="header"):
+        aa.request("GET", "/x", config=make_config(server), headers=headers)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("timeout", [0, -1, (1, 2, 3), "5", (1, None)])
+def test_invalid_timeouts_are_config_errors(https_server, make_config, timeout):
+    server = https_server()
+    with pytest.raises(aa.ConfigError, match="timeout"):
+        aa.request("GET", "/x", config=make_config(server), timeout=timeout)
 
 
 # ------------------------------------------------------------------------------------------
