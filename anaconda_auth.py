@@ -178,7 +178,17 @@ def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, target)
+        try:
+            os.replace(tmp, target)
+        except OSError as e:
+            import errno
+
+            if e.errno not in (errno.EBUSY, errno.EXDEV):
+                raise
+            # A file bind-mounted on its own (a container's ``-v file:file``) cannot be
+            # replaced, only rewritten in place; callers hold the lock, so no writer races us.
+            _rewrite_in_place(target, data)
+            os.unlink(tmp)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -191,6 +201,14 @@ def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _rewrite_in_place(path: str, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.write(data)
+        f.truncate()
+        f.flush()
+        os.fsync(f.fileno())
 
 
 class _FileLock:
@@ -417,17 +435,27 @@ def _env_items(environ: Mapping[str, str], prefix: str) -> Iterator[tuple[str, s
             yield name[len(prefix) :].lower(), value, name
 
 
+def _read_text(path: str, what: str) -> str | None:
+    """A UTF-8 text file's content; None when it does not exist; ConfigError naming it else."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read {what} ({e.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: {what} is not UTF-8 text ({e.reason} at byte {e.start}). "
+                          "Save it as UTF-8.") from None
+
+
 def _read_dotenv(path: str) -> dict[str, str]:
     """KEY=VALUE lines of a .env file (python-dotenv's common subset); {} when absent."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-        return {}
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read .env file ({e.strerror})") from None
+    text = _read_text(path, ".env file")
     values: dict[str, str] = {}
-    for line in lines:
+    for line in (text or "").splitlines():
         line = line.strip()
         if line.startswith("export "):
             line = line[len("export ") :].lstrip()
@@ -435,8 +463,8 @@ def _read_dotenv(path: str) -> dict[str, str]:
             continue
         key, _, value = line.partition("=")
         value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        if value[:1] in ("'", '"') and value[0] in value[1:]:  # quoted, maybe then a comment
+            value = value[1 : value.index(value[0], 1)]
         elif " #" in value:
             value = value.split(" #", 1)[0].rstrip()
         values[key.strip()] = value
@@ -453,10 +481,13 @@ def _read_secrets_dir(path: str) -> dict[str, str]:
     for name in names:
         if name.upper().startswith("ANACONDA_"):
             try:
-                with open(os.path.join(path, name), encoding="utf-8") as f:
-                    values[name] = f.read().strip()
-            except OSError:
-                continue
+                text = _read_text(os.path.join(path, name), "secret file")
+            except ConfigError as e:
+                if "UTF-8" in str(e):
+                    raise
+                continue  # unreadable entries of a shared secrets directory are not ours
+            if text is not None:
+                values[name] = text.strip()
     return values
 
 
@@ -517,6 +548,8 @@ def _parse_simple_toml(text: str) -> dict[str, Any] | None:
     table = root
     headers: set[tuple[str, ...]] = set()
     inline_tables: set[int] = set()
+    if "\r" in text.replace("\r\n", "") or any(_is_toml_control(c) for c in text):
+        return None  # a lone CR or a control character: tomllib says what is wrong
     try:
         for line in text.split("\n"):
             line = line.strip(" \t\r")
@@ -543,6 +576,10 @@ def _parse_simple_toml(text: str) -> dict[str, Any] | None:
     except (_NotSimpleTOML, LookupError, ValueError):
         return None
     return root
+
+
+def _is_toml_control(c: str) -> bool:
+    return (c < " " and c not in "\t\n\r") or c == "\x7f"
 
 
 def _simple_toml_end(rest: str) -> None:
@@ -696,10 +733,11 @@ def _read_condarc(path: str) -> dict[str, Any]:
     mappings (``proxy_servers``), with comments and quotes.
     """
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError:
+        content = _read_text(path, "conda settings file")
+    except ConfigError as e:  # conda's file, our lowest source: never a reason to stop
+        _warn_once(f"{e} Its settings were ignored.")
         return {}
+    lines = (content or "").splitlines()
     found: dict[str, Any] = {}
     current: dict[str, str] | None = None
     for line in lines:
@@ -713,6 +751,9 @@ def _read_condarc(path: str) -> dict[str, Any]:
             if sep and key in _CONDARC_KEYS:
                 if value == "" and key == "proxy_servers":
                     current = found[key] = {}
+                elif value.startswith("{") and value.endswith("}"):  # a flow mapping
+                    found[key] = {_yaml_scalar(k): _yaml_scalar(v) for k, _, v in (
+                        item.partition(":") for item in value[1:-1].split(",") if item.strip())}
                 elif value != "":
                     found[key] = value
         elif current is not None and sep:
@@ -945,10 +986,16 @@ def _configured_sites(
     for key, value, var in _env_items(environ, "ANACONDA_SITES"):
         if key == "":
             for name, table in _parse_json_dict(value, f"environment variable {var}").items():
-                sites.setdefault(name, {}).update(table if isinstance(table, dict) else {})
+                if not isinstance(table, dict):
+                    raise _bad(f"environment variable {var}", f"site {name!r} is not an object",
+                               'Give {"<name>": {"domain": "..."}}')
+                sites.setdefault(name, {}).update(table)
         elif key.startswith("__") and key.count("__") >= 2:
-            _, name, field = key.split("__", 2)
-            sites.setdefault(name, {})[field] = value
+            _, name, *fields = key.split("__")
+            target = sites.setdefault(name, {})
+            for field in fields[:-1]:  # ANACONDA_SITES__X__PROXY_SERVERS__HTTPS nests
+                target = target.setdefault(field, {})
+            target[fields[-1]] = value
     return sites
 
 
@@ -965,11 +1012,18 @@ def _merge(target: dict[str, Any], value: dict[str, Any]) -> None:
 
 def _apply(
     values: dict[str, Any], sources: dict[str, str], layer: list[tuple[str, Any, str]],
-    from_text: bool,
+    from_text: bool, lenient: bool = False,
 ) -> None:
-    """Lay one source over the values so far; dicts deep-merge as in the reference."""
+    """Lay one source over the values so far; dicts deep-merge as in the reference. A
+    ``lenient`` source (conda's files) has its invalid values skipped with a warning."""
     for field, raw, source in layer:
-        value = _parse_field(field, raw, source, from_text)
+        try:
+            value = _parse_field(field, raw, source, from_text)
+        except ConfigError as e:
+            if not lenient:
+                raise
+            _warn_once(f"{e} (ignored: conda's setting)")
+            continue
         if isinstance(value, dict) and isinstance(values.get(field), dict):
             merged = _thaw(values[field])
             _merge(merged, value)
@@ -998,9 +1052,6 @@ def _finish_values(
         values["keyring_path"] = os.path.join(base, ".anaconda", "keyring")
     else:
         values["keyring_path"] = _expand_path(path, home, environ)
-    if values["client_cert_key"] and not values["client_cert"]:
-        raise _bad(sources["client_cert_key"], "client_cert_key is set without client_cert",
-                   "Set client_cert to the certificate file as well")
 
 
 def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None) -> str:
@@ -1008,8 +1059,8 @@ def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None)
         import string
 
         path = string.Template(path).safe_substitute(environ)
-    if path.startswith("~") and home:
-        path = home + path[1:]
+    if home and (path == "~" or path.startswith(("~/", "~" + os.sep))):
+        path = home + path[1:]  # ~user stays for expanduser
     return os.path.abspath(os.path.expanduser(path))
 
 
@@ -1035,7 +1086,11 @@ def resolve_config(
     """
     environ = os.environ if environ is None else environ
     home = home or environ.get("HOME") or os.path.expanduser("~")
-    cwd = cwd or os.getcwd()
+    if cwd is None:
+        try:
+            cwd = os.getcwd()
+        except FileNotFoundError:  # the working directory was removed: there is no .env
+            cwd = os.devnull
     config_path = _config_path(environ, home)
     document = _read_config_toml(config_path)
     dotenv = _read_dotenv(os.path.join(cwd, ".env"))
@@ -1083,11 +1138,16 @@ def resolve_config(
     )
     site_layer = []
     if chosen is not None:
-        site_layer = _toml_layer(sites[chosen], f"{config_path} [sites.{chosen}]")
+        in_file = _toml_table(document, "sites", chosen)
+        site_layer = [
+            (field, value, f"{config_path} [sites.{chosen}] {field}" if in_file.get(field) == value
+             else f"environment variable ANACONDA_SITES (site {chosen}, {field})")
+            for field, value in sites[chosen].items() if field in _FIELDS
+        ]
 
     values = {name: default for name, (_, default) in _FIELDS.items()}
     sources = {name: "default" for name in _FIELDS}
-    _apply(values, sources, _conda_values(environ, home), from_text=True)
+    _apply(values, sources, _conda_values(environ, home), from_text=True, lenient=True)
     _apply(values, sources, plugin_auth, from_text=False)
     _apply(values, sources, legacy, from_text=True)
     _apply(values, sources, site_layer, from_text=False)
@@ -1634,9 +1694,14 @@ def _toml_masked(text: str) -> str:
             path = table.path + entry.key
             value = text[entry.value_start : entry.value_end]
             headers = {"extra_headers", "oidc_request_headers"} & set(path)
+            # Inline tables and JSON strings are masked whole when anything in them looks
+            # secret: the diff cannot tell which of their keys a reader would need.
+            compound = value.lstrip("'\"").startswith("{")
             if (set(_SECRET_FIELDS) & set(path)
-                    or (headers and (_is_secret_header(path[-1]) or value.startswith("{")))
-                    or ("proxy_servers" in path and "@" in value)):
+                    or (headers and (_is_secret_header(path[-1]) or compound))
+                    or ("proxy_servers" in path and "@" in value)
+                    or (compound and any(word in value.lower() for word in (
+                        "api_key", "keyring", "auth", "token", "cookie", "secret", "pass")))):
                 spans.append((entry.value_start, entry.value_end))
     for start, end in reversed(spans):
         text = f'{text[:start]}"********"{text[end:]}'
@@ -1894,7 +1959,7 @@ def _json_loads(text: str) -> Any:
         stripped = text.strip(" \t\n\r")
         try:
             value, end = scanner(stripped, 0)
-        except (StopIteration, ValueError):
+        except Exception:  # noqa: BLE001, S110 - e.g. SystemError on 3.11 before json is imported
             pass
         else:
             if end == len(stripped):
@@ -2147,14 +2212,14 @@ def _load_stored_token(config: Config) -> tuple[JSONDict | None, str]:
     for store in stores:
         try:
             payload = _load_from_store(store, config.domain)
-        except AnacondaAuthError:
-            raise
-        except Exception as e:  # noqa: BLE001 - OS keyrings raise anything
+        except Exception as e:
+            if not isinstance(store, _SystemStore):
+                raise
             _warn_system_fallback(e, stores[-1])
             continue
         if payload is not None:
             return payload, store.description
-    return None, stores[0].description
+    return None, " and ".join(store.description for store in stores)
 
 
 def _load_from_store(store: Any, domain: str) -> JSONDict | None:
@@ -2174,16 +2239,20 @@ def _migrate_legacy(store: Any, domain: str, legacy: str, value: str) -> JSONDic
     payload["domain"], payload["version"] = domain, TOKEN_INFO_VERSION
     encoded = _encode_token(domain, payload["api_key"], payload.get("username"),
                             payload.get("repo_tokens"))
-    if isinstance(store, _FileStore):
-        def move(entries: dict[str, str]) -> bool:
-            entries.setdefault(domain, encoded)
-            entries.pop(legacy, None)
-            return True
+    try:
+        if isinstance(store, _FileStore):
+            def move(entries: dict[str, str]) -> bool:
+                entries.setdefault(domain, encoded)
+                entries.pop(legacy, None)
+                return True
 
-        store.update(move)
-    else:
-        store.set(domain, encoded)
-        store.delete(legacy)
+            store.update(move)
+        else:
+            store.set(domain, encoded)
+            store.delete(legacy)
+    except Exception as e:  # noqa: BLE001 - moving is a courtesy; the key was read
+        _warn_once(f"Could not move the {legacy} entry to {domain} in {store.description} "
+                   f"({e}); using it where it is.")
     return payload
 
 
@@ -2224,18 +2293,27 @@ def _save_api_key(config: Config, api_key: str) -> str:
 
 
 def _delete_stored_tokens(config: Config) -> bool:
-    """Delete the site's entries (and legacy ones) from every store that may hold them."""
+    """Delete the site's entries (and legacy ones) from every store that may hold them.
+
+    An OS keyring that cannot be reached is an error here, not a fallback: the key stored
+    there would still log the user in once the keyring answers again.
+    """
     names = (config.domain, *LEGACY_DOMAINS.get(config.domain, ()))
     deleted = False
+    unreachable = None
     for store in _stores(config):
-        for name in names:
-            try:
+        try:
+            for name in names:
                 deleted = store.delete(name) or deleted
-            except AnacondaAuthError:
+        except Exception as e:
+            if not isinstance(store, _SystemStore):
                 raise
-            except Exception as e:  # noqa: BLE001 - OS keyrings raise anything
-                _warn_system_fallback(e, _FileStore(config.keyring_path))
-                break
+            unreachable = f"{store.description}: {type(e).__name__}: {e}"
+    if unreachable:
+        raise StorageError(
+            f"Could not reach the system keyring ({unreachable}); a key stored there was not "
+            "deleted. Unlock the keyring and run logout again."
+            + (" The file store's entry was deleted." if deleted else ""))
     return deleted
 
 
@@ -3571,11 +3649,18 @@ def get_api_key(config: Config | None = None) -> str:
         )
     expiry = key_expiry(api_key)
     if expiry is not None and expiry < time.time():
+        fix = ("Update or unset it there: a login would not replace it."
+               if _key_is_configured(config) else
+               f"Log in again with: {_login_command(config)} --force")
         raise TokenExpiredError(
             f"The API key for {config.domain} (from {where}) expired on {_format_utc(expiry)}. "
-            f"Log in again with: {_login_command(config)} --force"
-        )
+            + fix)
     return api_key
+
+
+def _key_is_configured(config: Config) -> bool:
+    """Whether the key comes from the configuration, where no login can replace it."""
+    return bool(config.api_key or config.keyring)
 
 
 def _login_command(config: Config) -> str:
@@ -3744,6 +3829,12 @@ def _config_for(args: Any, **overrides: Any) -> Config:
 
 def _offer_login(config: Config, error: AnacondaAuthError, action: Callable[[], int]) -> int:
     """On a terminal, offer to log in when a command needs it, then run the command again."""
+    if _key_is_configured(config):  # a login would store a key that is never used
+        field = "api_key" if config.api_key else "keyring"
+        if isinstance(error, InvalidTokenError):
+            error.args = ((f"{error} The key comes from {config.sources.get(field)}: update or "
+                          "unset it there."),)
+        raise error
     if not _is_interactive():
         raise error
     _say(f"{type(error).__name__}: {error}")
@@ -3800,17 +3891,17 @@ def _cmd_login(args: Any) -> int:
     config = _config_for(args, **overrides)
     if args.with_token:
         if sys.stdin.isatty():
-            _say("Paste the API key, then press Enter:")
-            key = sys.stdin.readline().strip()
+            import getpass
+
+            key = getpass.getpass("Paste the API key (input is not shown), then press Enter: ")
         else:
             key = sys.stdin.read().strip()
         if not key:
             _say("error: no API key on standard input (pipe it in: ... login --with-token < key.txt)")
             return 2
         login(config, api_key=key)
-        _say(f"✓ Stored the API key for {config.domain} in {_load_stored_token(config)[1]}.")
-        if config.api_key:
-            _say(f"Note: {config.sources.get('api_key')} still sets the key that is used.")
+        _say(f"✓ Stored the API key for {config.domain}.")
+        _say_if_configured_key_wins(config)
         return 0
     existing, where = _find_api_key(config)
     if existing and not _is_expired(existing) and not args.force:
@@ -3826,7 +3917,15 @@ def _cmd_login(args: Any) -> int:
     flow = "device" if args.device else "browser" if args.browser else None
     login(config, force=True, flow=flow, open_browser=not args.no_browser)
     _say(f"✓ Logged in to {config.domain}.")
+    _say_if_configured_key_wins(config)
     return 0
+
+
+def _say_if_configured_key_wins(config: Config) -> None:
+    if _key_is_configured(config):
+        field = "api_key" if config.api_key else "keyring"
+        _say(f"Note: {config.sources.get(field)} still sets the key that is used; unset it to "
+             "use the stored one.")
 
 
 def _cmd_logout(args: Any) -> int:
@@ -3902,14 +4001,19 @@ def _cmd_config(args: Any) -> int:
 def _cmd_sites_list(args: Any) -> int:
     names, default, _ = configured_sites()
     rows = [("Site name", "Domain name", "Default site", "Logged in")]
+    mark = "✔︎"
+    try:
+        mark.encode(sys.stdout.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        mark = "yes"  # a console or file in a legacy encoding
     for name in names:
         config = resolve_config(name)
         try:
             logged_in = _find_api_key(config)[0] is not None
         except StorageError:
             logged_in = False
-        rows.append((name, config.domain, "✔︎" if name == default else "",
-                     "✔︎" if logged_in else ""))
+        rows.append((name, config.domain, mark if name == default else "",
+                     mark if logged_in else ""))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for index, row in enumerate(rows):
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

@@ -1013,6 +1013,71 @@ def test_config_toml_needs_tomli_only_before_python_3_11(sandbox):
         assert "tomli" in result.stdout and str(sandbox.config_toml) in result.stdout
 
 
+def test_dotenv_quoted_value_followed_by_a_comment_loses_its_quotes(sandbox):
+    sandbox.write_dotenv('ANACONDA_AUTH_DOMAIN="example.com" # prod\n'
+                         "ANACONDA_AUTH_API_KEY='abc' # ci\n")
+    config = sandbox.resolve()
+    assert (config.domain, config.api_key) == ("example.com", "abc")
+
+
+def test_dotenv_that_is_not_utf8_is_a_config_error_naming_it(sandbox):
+    (sandbox.cwd / ".env").write_bytes(b"ANACONDA_AUTH_DOMAIN=caf\xe9.com\n")
+    with pytest.raises(aa.ConfigError, match=r"\.env.*UTF-8"):
+        sandbox.resolve()
+    result = sandbox.cli("api-key")
+    assert_ok(result, 2)
+    assert str(sandbox.cwd / ".env") in result.stderr
+    assert_no_traceback(result)
+
+
+def test_condarc_that_is_not_utf8_is_ignored_with_a_warning(sandbox):
+    (sandbox.home / ".condarc").write_bytes(b"ssl_verify: false # caf\xe9\n")
+    sandbox.store("anaconda.com", "k")
+    result = sandbox.cli("api-key")
+    assert_ok(result)
+    assert result.stdout == "k\n"
+    assert ".condarc" in result.stderr and "ignored" in result.stderr
+
+
+def test_condarc_flow_mapping_for_proxy_servers_is_read(sandbox):
+    (sandbox.home / ".condarc").write_text(
+        'proxy_servers: {http: "http://p:3128", https: http://q:3128}\n')
+    assert dict(sandbox.resolve().proxy_servers or {}) == {
+        "http": "http://p:3128", "https": "http://q:3128"}
+
+
+def test_invalid_conda_setting_is_skipped_with_a_warning(sandbox):
+    (sandbox.home / ".condarc").write_text("ssl_verify: /no/such/ca.pem\n")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        config = sandbox.resolve()
+    assert config.ssl_verify is True  # conda's bad value did not stop anything
+    assert any("/no/such/ca.pem" in str(w.message) for w in caught)
+
+
+def test_client_cert_key_without_client_cert_is_accepted_as_the_reference_does(sandbox):
+    config = sandbox.resolve(client_cert_key="/tmp/key.pem")
+    assert (config.client_cert, config.client_cert_key) == (None, "/tmp/key.pem")
+
+
+def test_tilde_user_paths_are_not_glued_to_home(sandbox):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_KEYRING_PATH": "~root/kr"})
+    assert config.keyring_path == os.path.expanduser("~root/kr")
+    config = sandbox.resolve(env={"ANACONDA_AUTH_KEYRING_PATH": "~/kr"})
+    assert config.keyring_path == str(sandbox.home / "kr")
+
+
+def test_sites_from_the_environment_name_the_variable_as_their_source(sandbox):
+    env = {"ANACONDA_SITES__x__domain": "x.example",
+           "ANACONDA_SITES__x__proxy_servers__https": "http://p:3128"}
+    config = sandbox.resolve(env=env)
+    assert config.site == "x" and dict(config.proxy_servers or {}) == {"https": "http://p:3128"}
+    assert "ANACONDA_SITES" in config.sources["domain"]
+    assert "config.toml" not in config.sources["domain"]
+    with pytest.raises(aa.ConfigError, match="ANACONDA_SITES"):
+        sandbox.resolve(env={"ANACONDA_SITES": '{"x": "oops"}'})
+
+
 # =================================================================================================
 # Token storage
 # =================================================================================================
@@ -1421,6 +1486,84 @@ def test_a_hanging_system_keyring_times_out_and_the_file_store_is_used(sandbox, 
         assert aa.get_api_key(config) == "timeout-key"
     finally:
         hanging.release.set()
+
+
+def test_truncated_keyring_file_is_reported_as_damaged_not_as_a_keyring_problem(sandbox):
+    content = b'{"Anaconda Cloud": {"anaconda.com": "eyJkb21h'  # a half-written file
+    sandbox.write_keyring(content)
+    result = sandbox.cli("api-key")  # json is not imported on this path: the C scanner's errors
+    assert_ok(result, 1)
+    assert "StorageError" in result.stderr and "not valid JSON" in result.stderr
+    assert "system keyring" not in result.stderr
+    assert sandbox.keyring_bytes() == content
+
+
+def test_jwt_shaped_key_with_a_bad_payload_has_unknown_expiry(sandbox):
+    result = sandbox.cli("api-key", env={"ANACONDA_AUTH_API_KEY": "a.e2JhZA.c"})
+    assert_ok(result)
+    assert result.stdout == "a.e2JhZA.c\n"
+
+
+def test_store_on_a_file_that_cannot_be_renamed_over_is_rewritten_in_place(sandbox, monkeypatch):
+    """A keyring bind-mounted on its own (docker -v file:file) refuses rename with EBUSY."""
+    import errno
+
+    sandbox.store("other.example", "other-key")
+    real_replace = os.replace
+
+    def busy(src: str, dst: str) -> None:
+        if dst == str(sandbox.keyring_file):
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", busy)
+    inode = sandbox.keyring_file.stat().st_ino
+    aa.login(sandbox.resolve(), api_key="new-key")
+    assert sandbox.keyring_file.stat().st_ino == inode  # the same file, rewritten
+    assert {d: e["api_key"] for d, e in sandbox.stored_entries().items()} == {
+        "other.example": "other-key", "anaconda.com": "new-key"}
+    assert sandbox.leftover_files() == []
+
+
+def test_legacy_entry_is_returned_even_when_it_cannot_be_moved(sandbox, monkeypatch):
+    sandbox.store("anaconda.cloud", "legacy-key")
+
+    def refuse(self: Any, change: Any) -> None:
+        raise aa.StorageError("read-only store")
+
+    monkeypatch.setattr(aa._FileStore, "update", refuse)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert aa.get_api_key(sandbox.resolve()) == "legacy-key"
+    assert any("anaconda.cloud" in str(w.message) for w in caught)
+
+
+FAILING_KEYRING = """\
+import keyring.backend
+
+class Boom(keyring.backend.KeyringBackend):
+    priority = 1
+
+    def get_password(self, service, username):
+        raise RuntimeError("locked collection")
+
+    def set_password(self, service, username, password):
+        raise RuntimeError("locked collection")
+
+    def delete_password(self, service, username):
+        raise RuntimeError("locked collection")
+"""
+
+
+def test_logout_fails_loudly_when_the_system_keyring_cannot_be_reached(sandbox):
+    (sandbox.root / "failkr.py").write_text(FAILING_KEYRING)
+    sandbox.store("anaconda.com", "file-key")
+    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{sandbox.root}", "PYTHON_KEYRING_BACKEND": "failkr.Boom",
+           "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}
+    result = sandbox.cli("logout", env=env)
+    assert_ok(result, 1)
+    assert "system keyring" in result.stderr and "not" in result.stderr
+    assert sandbox.stored_entries() == {}  # the file's copy went all the same
 
 
 # =================================================================================================
@@ -2077,6 +2220,46 @@ def test_interrupt_exits_130_without_a_traceback(sandbox):
     assert code == 130, output
     assert "Traceback" not in output
     assert sandbox.keyring_bytes() is None
+
+
+def test_expired_key_from_the_environment_says_to_fix_the_variable_not_to_log_in(sandbox):
+    key = make_jwt({"exp": 1000})
+    result = sandbox.cli("api-key", env={"ANACONDA_AUTH_API_KEY": key})
+    assert_ok(result, 3)
+    assert "ANACONDA_AUTH_API_KEY" in result.stderr and "unset" in result.stderr
+    assert "login --force" not in result.stderr
+    assert key not in result.stderr
+
+
+def test_sites_list_on_a_legacy_encoding_console_uses_plain_marks(sandbox):
+    result = sandbox.cli("sites", "list", env={"PYTHONIOENCODING": "ascii"})
+    assert_ok(result)
+    assert "anaconda.com" in result.stdout and "yes" in result.stdout
+
+
+def test_a_removed_working_directory_means_no_dotenv(sandbox):
+    sandbox.store("anaconda.com", "k")
+    gone = sandbox.root / "gone"
+    gone.mkdir()
+    code = (f"import os; os.chdir({str(gone)!r}); os.rmdir({str(gone)!r})\n"
+            "import anaconda_auth as aa; print(aa.get_api_key())")
+    result = sandbox.python(code)
+    assert_ok(result)
+    assert result.stdout == "k\n"
+
+
+def test_sites_dry_run_masks_secrets_inside_inline_tables_and_json_strings(sandbox):
+    sandbox.write_config("""\
+        [plugin]
+        auth = {api_key = "SECRET_INLINE"}
+
+        [sites.x]
+        domain = "x.com"
+        extra_headers = '{"Authorization": "Bearer SECRET_STR"}'
+        """)
+    result = sandbox.cli("sites", "add", "--domain", "y.com", "--dry-run")
+    assert_ok(result)
+    assert "SECRET" not in result.stdout + result.stderr
 
 
 # =================================================================================================
