@@ -3137,9 +3137,24 @@ def discover(config: Config) -> JSONDict:
                 f"OpenID discovery failed at {url}: the document has no {' or '.join(missing)}. "
                 "Check auth_domain_override and openid_config_path."
             )
-
+        for name in ("authorization_endpoint", "token_endpoint", "device_authorization_endpoint"):
+            endpoint = metadata.get(name)
+            if endpoint is not None and not _is_secure_endpoint(endpoint):
+                raise AuthenticationError(  # codes and tokens would travel in clear (RFC 9700 §2.6)
+                    f"OpenID discovery at {url} gave {name} = {endpoint!r}: an OAuth endpoint "
+                    "must use https (plain http only on this machine's loopback).")
         _discovery_cache[url] = metadata
     return _discovery_cache[url]
+
+
+def _is_secure_endpoint(endpoint: Any) -> bool:
+    if not isinstance(endpoint, str):
+        return False
+    try:
+        scheme, host, _ = _host_port(endpoint)
+    except ValueError:
+        return False
+    return scheme == "https" or (scheme == "http" and host in _LOOPBACK_HOSTS)
 
 
 # -- Talking to the user --------------------------------------------------------------------------
@@ -3248,6 +3263,12 @@ def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_b
     if missing:
         raise DeviceFlowError(
             f"The device authorization response from {response.url} lacks {', '.join(missing)}")
+    try:
+        expires_in = float(grant["expires_in"])
+        interval = max(float(grant.get("interval") or 5), 1.0)  # never hammer the server
+    except (TypeError, ValueError):
+        raise DeviceFlowError(f"The device authorization response from {response.url} has a "
+                              "non-numeric expires_in or interval") from None
     # RFC 8628 §3.3: show the plain URI and the code, each on its own line, so the user can
     # check the code on the server's page; the complete URI only saves typing.
     opened = _open_or_explain(
@@ -3257,17 +3278,19 @@ def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_b
                  "To log in, use a browser on this or any other device.")
     terminal.say("If it does not show the code below, open this URL:")
     terminal.say()
-    terminal.say(f"    {grant['verification_uri']}")
+    terminal.say(f"    {_printable(grant['verification_uri'])}")
     terminal.say()
     terminal.say("and enter the code:")
     terminal.say()
-    terminal.say(f"    {grant['user_code']}")
+    terminal.say(f"    {_printable(grant['user_code'])}")
     terminal.say()
-    token = _device_flow_poll(
-        config, metadata["token_endpoint"], grant["device_code"], terminal,
-        interval=float(grant.get("interval") or 5), expires_in=float(grant["expires_in"]),
-    )
-    return token
+    return _device_flow_poll(config, metadata["token_endpoint"], grant["device_code"], terminal,
+                             interval=interval, expires_in=expires_in)
+
+
+def _printable(value: Any) -> str:
+    """Server text for the terminal: no escape sequences (they could rewrite the screen)."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
 
 
 def _device_flow_poll(
@@ -3290,22 +3313,26 @@ def _poll_until_approved(
 ) -> str:
     deadline = terminal.clock() + expires_in
     backoff = 0.0  # extra wait after connection errors and 5xx, doubled each time
+    trouble = ""  # the last poll's failure, if it failed: the timeout message says it
     fields = {"grant_type": _DEVICE_GRANT, "device_code": device_code, "client_id": config.client_id}
     while True:
         _wait_with_countdown(terminal, interval + backoff, deadline)
         if terminal.clock() >= deadline:
             raise DeviceFlowTimeout(
-                f"The device code expired after {expires_in:g} s without approval. Run login again.")
+                f"The device code expired after {expires_in:g} s without approval"
+                + (f"; the last poll failed: {trouble}" if trouble else "") + ". Run login again.")
         try:
             response = request("POST", token_endpoint, config=config, auth=False, fields=fields,
                                retries=0)
-        except NetworkError:
+        except NetworkError as e:
             backoff = min(max(backoff * 2, interval), 300.0)  # §3.5: MUST reduce the frequency
+            trouble = str(e)
             continue
         if response.status >= 500:
             backoff = min(max(backoff * 2, interval), 300.0)
+            trouble = f"HTTP {response.status} from {token_endpoint}"
             continue
-        backoff = 0.0
+        backoff, trouble = 0.0, ""
         body = _oauth_json(response, "device token request", DeviceFlowError, allow_error=True)
         error = body.get("error")
         if not error and response.ok and isinstance(body.get("access_token"), str):
@@ -3320,8 +3347,8 @@ def _poll_until_approved(
         if error == "expired_token":
             raise DeviceFlowTimeout("The device code expired before approval. Run login again.")
         raise DeviceFlowError(
-            f"The token endpoint {token_endpoint} answered {error or response.status}: "
-            f"{body.get('error_description') or _excerpt(response.text)}")
+            f"The token endpoint {token_endpoint} answered {_printable(error or response.status)}: "
+            f"{_printable(body.get('error_description') or _excerpt(response.text))}")
 
 
 def _wait_with_countdown(terminal: _Terminal, seconds: float, deadline: float) -> None:
@@ -3429,8 +3456,8 @@ def _check_authorization_response(
     if query.get("error"):
         description = (query.get("error_description") or [""])[0]
         result.finish(None, AuthenticationError(
-            f"The login was refused: {query['error'][0]}" + (f" - {description}" if description
-                                                             else "")))
+            f"The login was refused: {_printable(query['error'][0])}"
+            + (f" - {_printable(description)}" if description else "")))
         return None
     code = (query.get("code") or [""])[0]
     if not code:
@@ -3597,9 +3624,13 @@ def _accept_pasted(terminal: _Terminal, line: str, state: str, metadata: JSONDic
     text = line.strip()
     if not text:
         return
-    query = urlsplit(text).query if "://" in text else text.lstrip("?")
-    ignored = _check_authorization_response(parse_qs(query), state, metadata, result)
-    if ignored:
+    # A whole URL (with or without its scheme, as address bars show it) or just its query.
+    query = urlsplit(text).query if "://" in text else text.partition("?")[2] or text
+    fields = parse_qs(query)
+    ignored = "it has no state" if "state" not in fields else (
+        "it has no code" if "code" not in fields and "error" not in fields else None)
+    ignored = ignored or _check_authorization_response(fields, state, metadata, result)
+    if ignored:  # a bad paste never ends the login: ask again
         terminal.say(f"That address was not accepted: {ignored}. Paste the whole address.")
 
 
@@ -3620,7 +3651,11 @@ def _exchange_for_api_key(config: Config, access_token: str) -> str:
             failures.append(str(e))
             continue
         if response.status == 201:
-            api_key = (response.json() or {}).get("api_key")
+            try:
+                answer = response.json()
+            except HTTPError:
+                answer = None
+            api_key = answer.get("api_key") if isinstance(answer, dict) else None
             if isinstance(api_key, str) and api_key:
                 return api_key
         failures.append(f"{url}: HTTP {response.status} {_excerpt(response.text, 100)}")
@@ -3716,6 +3751,7 @@ def _interactive_login(
     terminal = terminal or _Terminal()
     if flow not in (None, "device", "browser"):
         raise ConfigError(f"login(flow={flow!r}): use 'device' or 'browser'")
+    _load_stored_token(config)  # a damaged store is said now, not after the user has logged in
     use_device = flow == "device" or (flow is None and config.use_device_flow)
     metadata = discover(config)
     if use_device and not metadata.get("device_authorization_endpoint"):
@@ -3765,7 +3801,7 @@ def whoami(config: Config | None = None) -> JSONDict:
 
     config = config or resolve_config()
     response = request("GET", "/api/account", config=config)
-    if not response.ok and not response.sent_auth:
+    if not response.ok and _bearer_key(config, None) is None:
         account: JSONDict = copy.deepcopy(_ANONYMOUS_ACCOUNT)
     else:
         response.raise_for_status()
@@ -3774,6 +3810,7 @@ def whoami(config: Config | None = None) -> JSONDict:
             raise HTTPError(f"{response.url} returned JSON that is not an account object", response)
     account["domain"] = config.domain
     return account
+
 
 # =================================================================================================
 # Command line

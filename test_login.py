@@ -547,6 +547,30 @@ def test_device_poll_backs_off_on_5xx_then_succeeds(device_server, test_ca, tmp_
     assert len(_posts(device_server, "/token")) == 4
 
 
+def test_device_poll_timeout_after_network_errors_says_the_polls_failed(device_server, test_ca, tmp_path):
+    reset = device_server.RESET
+    _, error = _poll(device_server, test_ca, tmp_path, [reset] * 10, expires_in=30)
+    assert isinstance(error, aa.DeviceFlowTimeout)
+    assert "the last poll failed" in str(error) and str(device_server.port) in str(error)
+
+
+@pytest.mark.parametrize("interval, expected", [("soon", None), (-3, 1.0), (0.01, 1.0)])
+def test_device_grant_values_are_checked(device_server, test_ca, tmp_path, interval, expected):
+    clock, outcome = _poll(device_server, test_ca, tmp_path, [TOKEN], interval=interval)
+    if expected is None:
+        assert isinstance(outcome, aa.DeviceFlowError) and "interval" in str(outcome)
+    else:
+        assert outcome == "fake-access-token" and clock.sleeps == [expected]
+
+
+def test_discovery_refuses_plain_http_endpoints_off_loopback(https_server, oidc_provider, test_ca, tmp_path):
+    server = https_server()
+    document = dict(oidc_provider.discovery, token_endpoint="http://auth.example.test/token")
+    server.route("GET", "/.well-known/openid-configuration", (200, {}, document))
+    with pytest.raises(aa.AuthenticationError, match="token_endpoint.*https"):
+        aa.discover(_config(tmp_path, test_ca, domain=_domain(server)))
+
+
 def test_device_poll_access_denied_raises_device_flow_denied(device_server, test_ca, tmp_path):
     _, error = _poll(device_server, test_ca, tmp_path,
                      [PENDING, (400, {}, {"error": "access_denied", "error_description": "the user said no"})])
@@ -1119,6 +1143,32 @@ def test_pasted_query_string_in_process_on_a_pty(https_server, test_ca, tmp_path
     assert "paste here" in stderr.getvalue()
 
 
+def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_server, test_ca, tmp_path):
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    master, slave = pty.openpty()
+    stdin = os.fdopen(slave, "r", encoding="utf-8")
+    try:
+        def open_url(url: str) -> bool:
+            state = _auth_params(url)["state"]
+            lines = ["not an address at all",
+                     f"127.0.0.1:1234/auth/oidc?state={state}",  # no code: ignored
+                     "127.0.0.1:1234/auth/oidc?" + urlencode({"code": "pasted", "state": state,
+                                                              "iss": server.url})]
+            os.write(master, "".join(line + "\n" for line in lines).encode())
+            return True
+
+        stderr = io.StringIO()
+        token = aa._browser_flow(config, _fake_metadata(server, device=False),
+                                 _terminal(open_url=open_url, stdin=stdin, stderr=stderr), True, 30)
+    finally:
+        stdin.close()
+        os.close(master)
+    assert token == "fake-access-token"
+    assert stderr.getvalue().count("was not accepted") == 2
+
+
 # ==========================================================================================
 # Browser launch
 # ==========================================================================================
@@ -1192,6 +1242,7 @@ def test_cli_prints_the_url_and_launches_nothing_without_a_usable_browser(
     else:
         cli = PtyCLI(["login", "--browser"], env)
         url = cli.expect(r"^    (https://\S+/auth\?\S+)$").group(1)
+        cli.expect("paste here")  # the listener is waiting: interrupt it there
         text = cli.output
     try:
         # A launch would have happened (synchronously: fake browsers exit at once) before the URL.
