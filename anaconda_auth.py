@@ -19,8 +19,9 @@ Public API::
     response = request("GET", "/api/account", config=config)
     whoami(config)
 
-The module reads top to bottom in the order data flows: errors, configuration, token storage,
-HTTP, OpenID Connect flows, public API, command line.
+The module reads top to bottom in the order data flows: errors, files (atomic writes, locks),
+configuration (reading, then editing config.toml), token storage, HTTP, OpenID Connect flows,
+public API, command line.
 """
 
 from __future__ import annotations
