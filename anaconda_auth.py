@@ -689,8 +689,8 @@ def _import_toml(path: str) -> Any:
         return __import__("tomli")
     except ImportError:
         raise ConfigError(
-            f"{path} exists but Python {sys.version_info[0]}.{sys.version_info[1]} cannot read "
-            "TOML without the 'tomli' package: pip install tomli"
+            f"Python {sys.version_info[0]}.{sys.version_info[1]} needs the 'tomli' package to "
+            f"read or edit {path} (pip install tomli)"
         ) from None
 
 
@@ -1104,7 +1104,8 @@ def resolve_config(
             raise ConfigError(f"resolve_config({name}=...): unknown setting {name!r}")
 
     def text_layer(mapping: Mapping[str, str], prefix: str, describe: str) -> list[Any]:
-        return _text_values(_env_items(mapping, prefix), lambda var: f"{describe} {var}")
+        joiner = "" if describe.endswith("/") else " "
+        return _text_values(_env_items(mapping, prefix), lambda var: f"{describe}{joiner}{var}")
 
     # Highest first, in the reference's order; each a list of (field, raw value, source).
     explicit = [(k, v, f"argument {k}=") for k, v in overrides.items() if v is not None]
@@ -1157,7 +1158,9 @@ def resolve_config(
     _warn_legacy(legacy)
     _finish_values(values, sources, home, environ)
     if chosen is not None:
-        values["site"], sources["site"] = chosen, f"{config_path} [sites.{chosen}]"
+        values["site"], sources["site"] = chosen, (
+            f"{config_path} [sites.{chosen}]" if _toml_table(document, "sites", chosen)
+            else f"environment variable ANACONDA_SITES (site {chosen})")
     elif requested_domain and not requested_site:
         values["site"], sources["site"] = values["domain"], "domain"  # a domain with no site
     else:  # the reference's implicit site, whatever [plugin.auth] or legacy settings say
@@ -2468,8 +2471,14 @@ class Response:
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
-    flat = " ".join(text.split())
+    """A short one-line piece of server text, safe to print."""
+    flat = _printable(" ".join(text.split()))
     return flat if len(flat) <= limit else flat[:limit] + "..."
+
+
+def _printable(value: Any) -> str:
+    """Server text for the terminal: no escape sequences (they could rewrite the screen)."""
+    return "".join(c if c.isprintable() else "?" for c in str(value))
 
 
 # -- Request headers ------------------------------------------------------------------------------
@@ -2965,6 +2974,11 @@ def request(
     most 5) and the key is dropped when one leaves the origin. Raises NetworkError when no
     response arrives; call ``raise_for_status()`` to turn error statuses into exceptions.
     """
+    try:
+        import urllib3  # noqa: F401 - here only to say clearly that it is missing
+    except ImportError:
+        raise AnacondaAuthError("Network calls need the urllib3 package (1.26 or 2.x): "
+                                "pip install urllib3") from None
     config = config or resolve_config()
     site = _site_for(config)
     method = method.upper()
@@ -3289,11 +3303,6 @@ def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_b
                              interval=interval, expires_in=expires_in)
 
 
-def _printable(value: Any) -> str:
-    """Server text for the terminal: no escape sequences (they could rewrite the screen)."""
-    return "".join(c if c.isprintable() else "?" for c in str(value))
-
-
 def _device_flow_poll(
     config: Config, token_endpoint: str, device_code: str, terminal: _Terminal, *,
     interval: float, expires_in: float,
@@ -3381,8 +3390,9 @@ def _oauth_json(response: Response, what: str, error: type[AnacondaAuthError],
         raise error(f"The {what} to {response.url} failed: HTTP {response.status}, "
                     f"{_excerpt(response.text)}")
     if not response.ok and not (allow_error and "error" in body):
-        raise error(f"The {what} to {response.url} failed: {body.get('error', response.status)}"
-                    f" - {body.get('error_description', '')}".rstrip(" -"))
+        raise error(f"The {what} to {response.url} failed: "
+                    f"{_printable(body.get('error', response.status))}"
+                    f" - {_printable(body.get('error_description', ''))}".rstrip(" -"))
     return body
 
 

@@ -1067,6 +1067,23 @@ def test_tilde_user_paths_are_not_glued_to_home(sandbox):
     assert config.keyring_path == str(sandbox.home / "kr")
 
 
+def test_secret_file_source_names_the_file_exactly(sandbox):
+    sandbox.write_secret("anaconda_auth_client_id", "from-secret")
+    config = sandbox.resolve()
+    assert config.client_id == "from-secret"
+    assert config.sources["client_id"] == f"secret file {sandbox.secrets}/anaconda_auth_client_id"
+
+
+def test_network_calls_without_urllib3_say_what_to_install(sandbox):
+    code = ("import sys; sys.modules['urllib3'] = None\n"
+            "import anaconda_auth as aa\n"
+            "try:\n    aa.request('GET', '/x')\n"
+            "except aa.AnacondaAuthError as e:\n    print(e)\n")
+    result = sandbox.python(code, env={"ANACONDA_SECRETS_DIR": str(sandbox.secrets)})
+    assert_ok(result)
+    assert "pip install urllib3" in result.stdout
+
+
 def test_sites_from_the_environment_name_the_variable_as_their_source(sandbox):
     env = {"ANACONDA_SITES__x__domain": "x.example",
            "ANACONDA_SITES__x__proxy_servers__https": "http://p:3128"}

@@ -563,6 +563,16 @@ def test_device_grant_values_are_checked(device_server, test_ca, tmp_path, inter
         assert outcome == "fake-access-token" and clock.sleeps == [expected]
 
 
+def test_server_error_text_cannot_drive_the_terminal():
+    body = b'{"error": "invalid_grant\\u001b[2J", "error_description": "x\\u001b]0;pwned\\u0007"}'
+    response = aa.Response(400, "Bad Request", {}, body, "https://idp.test/token", False)
+    with pytest.raises(aa.AuthenticationError) as info:
+        aa._oauth_json(response, "token request", aa.AuthenticationError)
+    assert "invalid_grant" in str(info.value)
+    assert not any(c < " " for c in str(info.value)), repr(str(info.value))
+    assert "\x1b" not in aa._excerpt("oops \x1b[31mred")
+
+
 def test_discovery_refuses_plain_http_endpoints_off_loopback(https_server, oidc_provider, test_ca, tmp_path):
     server = https_server()
     document = dict(oidc_provider.discovery, token_endpoint="http://auth.example.test/token")
