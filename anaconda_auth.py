@@ -179,6 +179,7 @@ def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, mode)
+        _keep_owner(target, tmp)
         try:
             os.replace(tmp, target)
         except OSError as e:
@@ -202,6 +203,19 @@ def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _keep_owner(target: str, replacement: str) -> None:
+    """Give the new file the old one's owner when root replaces a user's file (``sudo -E``):
+    the rename would otherwise leave the user a token store they can no longer read."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return
+    if info.st_uid != 0:
+        os.chown(replacement, info.st_uid, info.st_gid)
 
 
 def _rewrite_in_place(path: str, data: bytes) -> None:

@@ -1542,6 +1542,20 @@ def test_store_on_a_file_that_cannot_be_renamed_over_is_rewritten_in_place(sandb
     assert sandbox.leftover_files() == []
 
 
+def test_root_rewriting_a_users_store_keeps_the_user_as_owner(sandbox):
+    """``sudo -E ... login --with-token``: the new file must stay readable by its user."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root to own files as another user (CI runs as root)",
+                    pytrace=False)
+    sandbox.store("other.example", "other-key")
+    os.chown(sandbox.keyring_file, 65534, 65534)
+    aa.login(sandbox.resolve(), api_key="new-key")
+    info = sandbox.keyring_file.stat()
+    assert (info.st_uid, info.st_gid) == (65534, 65534)
+    assert stat.S_IMODE(info.st_mode) == 0o600
+    assert set(sandbox.stored_entries()) == {"other.example", "anaconda.com"}
+
+
 def test_legacy_entry_is_returned_even_when_it_cannot_be_moved(sandbox, monkeypatch):
     sandbox.store("anaconda.cloud", "legacy-key")
 
