@@ -688,9 +688,7 @@ def _simple_toml_string(text: str) -> tuple[str, str]:
             out.append(chr(scalar))
             i += 2 + size
             continue
-        if (c < " " and c != "\t") or c == "\x7f":
-            raise _NotSimpleTOML
-        out.append(c)
+        out.append(c)  # control characters were refused for the whole text already
         i += 1
 
 

@@ -345,6 +345,22 @@ class PtyCLI:
         os.close(self.master)
 
 
+def _written_to_a_terminal(run: Any) -> str:
+    """Call ``run(tty)`` with a pseudo-terminal's writing end; returns what it wrote there."""
+    master, slave = pty.openpty()
+    tty = os.fdopen(slave, "w", encoding="utf-8")
+    try:
+        run(tty)
+        tty.flush()
+        out = b""
+        while select.select([master], [], [], 0)[0]:
+            out += os.read(master, 65536)
+    finally:
+        tty.close()
+        os.close(master)
+    return out.decode("utf-8")
+
+
 def _url_on_stderr(text: str, prefix: str) -> str:
     match = re.search(r"^    (" + re.escape(prefix) + r"\S*)$", text, re.MULTILINE)
     assert match, f"no URL starting {prefix} on its own line:\n{text}"
@@ -627,20 +643,10 @@ def test_device_authorization_response_without_a_required_field_is_an_error(devi
 def test_device_countdown_is_one_line_on_a_tty_and_absent_otherwise(device_server, test_ca, tmp_path):
     config = _config(tmp_path, test_ca, domain=_domain(device_server))
     _device_grant(device_server, interval=2)
-    master, slave = pty.openpty()
-    tty = os.fdopen(slave, "w", encoding="utf-8")
-    try:
-        device_server.fail_then("/token", [PENDING, TOKEN])
-        clock = FakeClock()
-        aa._device_flow(config, _fake_metadata(device_server), _terminal(clock, stderr=tty), False)
-        tty.flush()
-        out = b""
-        while select.select([master], [], [], 0)[0]:
-            out += os.read(master, 65536)
-    finally:
-        tty.close()
-        os.close(master)
-    text = out.decode("utf-8")
+    device_server.fail_then("/token", [PENDING, TOKEN])
+    clock = FakeClock()
+    text = _written_to_a_terminal(lambda tty: aa._device_flow(
+        config, _fake_metadata(device_server), _terminal(clock, stderr=tty), False))
     assert "Waiting for approval; the code expires in 9:59" in text
     tail = re.sub(r"^(\r*\n)+", "", text.split(USER_CODE, 1)[1])
     assert tail.startswith("\r\x1b[KWaiting for approval")
@@ -675,20 +681,13 @@ def test_device_countdown_line_is_ended_before_an_error_is_shown(device_server, 
                 raise KeyboardInterrupt
             clock.sleep(seconds)
 
-    master, slave = pty.openpty()
-    tty = os.fdopen(slave, "w", encoding="utf-8")
-    terminal = aa._Terminal(open_url=lambda url: False, clock=clock, sleep=sleep, stdin=io.StringIO(), stderr=tty)
-    try:
+    def run(tty: Any) -> None:
+        terminal = aa._Terminal(open_url=lambda url: False, clock=clock, sleep=sleep,
+                                stdin=io.StringIO(), stderr=tty)
         with pytest.raises((aa.DeviceFlowError, KeyboardInterrupt)):
             aa._device_flow(config, _fake_metadata(device_server), terminal, False)
-        tty.flush()
-        out = b""
-        while select.select([master], [], [], 0)[0]:
-            out += os.read(master, 65536)
-    finally:
-        tty.close()
-        os.close(master)
-    text = out.decode("utf-8")
+
+    text = _written_to_a_terminal(run)
     assert "Waiting for approval" in text
     assert text.endswith(("\r\x1b[K", "\n")), repr(text[-120:])
 
