@@ -13,7 +13,9 @@ Isolation rules every test follows:
   temporary directory;
 * nothing sleeps: waiting is on pipes, ``select`` on a pseudo-terminal, or process exit.
 
-The real Secret Service comes from the ``secret_service`` fixture in ``conftest.py``.
+This module runs alone, beside a vendored copy of the module, with only urllib3 and pytest:
+the real Secret Service, the OpenID provider, HTTPS, proxies, browsers and the reference
+package are exercised by the suites under ``tests/`` (see ``tests/README.md``).
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import pty
 import select
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 import warnings
 from collections.abc import Sequence
@@ -319,6 +321,13 @@ def run_on_terminal(
 
 def type_line(text: str) -> Callable[[subprocess.Popen, int], None]:
     return lambda proc, master: os.write(master, text.encode() + b"\n")
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (nothing listens there afterwards)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def modes_of(path: Path) -> int:
@@ -1386,82 +1395,6 @@ def test_legacy_entries_belong_only_to_anaconda_com(sandbox):
     assert "anaconda.cloud" in sandbox.read_keyring()[SERVICE]  # type: ignore[index]
 
 
-# -- The OS keyring (a real Secret Service) -------------------------------------------------------
-
-
-def _secret_service_backend() -> Any:
-    """The backend the ``secret_service`` fixture pinned (the module gets it the same way)."""
-    import keyring
-
-    return keyring.get_keyring()
-
-
-def _without_home(env: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in env.items() if k != "HOME"}
-
-
-def test_system_storage_stores_and_reads_through_the_real_secret_service(sandbox, secret_service):
-    config = sandbox.resolve(preferred_token_storage="system")
-    key = key_expiring_in(3600)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a working keyring means no fallback warning
-        assert aa.login(config, api_key=key) == key
-        assert aa.get_api_key(config) == key
-    backend = _secret_service_backend()
-    assert "SecretService" in type(backend).__module__
-    assert backend.get_password(SERVICE, "anaconda.com") == payload_b64("anaconda.com", key)
-    assert sandbox.keyring_bytes() is None  # the file store was not used
-
-    # A CLI process finds the same Secret Service through the environment.
-    env = {**_without_home(secret_service), "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}
-    result = sandbox.cli("status", "--json", env=env)
-    assert_ok(result)
-    status = json.loads(result.stdout)
-    assert "system keyring" in status["key_source"]
-    assert key not in result.stdout + result.stderr
-    result = sandbox.cli("api-key", env=env)
-    assert_ok(result)
-    assert result.stdout == key + "\n"
-
-    assert aa.logout(config) is True
-    assert backend.get_password(SERVICE, "anaconda.com") is None
-    assert aa.logout(config) is False
-
-
-def test_system_storage_login_with_token_on_the_cli(sandbox, secret_service):
-    env = {**_without_home(secret_service), "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}
-    result = sandbox.cli("login", "--with-token", stdin="cli-system-key\n", env=env)
-    assert_ok(result)
-    assert "not usable" not in result.stderr
-    assert decode_entry(_secret_service_backend().get_password(SERVICE, "anaconda.com")) == {
-        "domain": "anaconda.com", "api_key": "cli-system-key", "repo_tokens": [], "version": 2}
-    assert sandbox.keyring_bytes() is None
-
-
-def test_system_storage_keeps_username_and_repo_tokens(sandbox, secret_service):
-    backend = _secret_service_backend()
-    backend.set_password(SERVICE, "anaconda.com",
-                         payload_b64("anaconda.com", "old", username="carol",
-                                     repo_tokens=[{"token": "t", "org_name": "o"}]))
-    aa.login(sandbox.resolve(preferred_token_storage="system"), api_key="new")
-    assert decode_entry(backend.get_password(SERVICE, "anaconda.com")) == {
-        "domain": "anaconda.com", "api_key": "new", "username": "carol",
-        "repo_tokens": [{"token": "t", "org_name": "o"}], "version": 2}
-
-
-def test_system_storage_still_reads_a_key_from_the_file_store(sandbox, secret_service):
-    sandbox.store("anaconda.com", "file-key")
-    assert aa.get_api_key(sandbox.resolve(preferred_token_storage="system")) == "file-key"
-
-
-def test_system_storage_migrates_legacy_entries_in_the_secret_service(sandbox, secret_service):
-    backend = _secret_service_backend()
-    backend.set_password(SERVICE, "anaconda.cloud", payload_b64("anaconda.cloud", "legacy-key"))
-    assert aa.get_api_key(sandbox.resolve(preferred_token_storage="system")) == "legacy-key"
-    assert backend.get_password(SERVICE, "anaconda.cloud") is None
-    assert decode_entry(backend.get_password(SERVICE, "anaconda.com"))["api_key"] == "legacy-key"
-
-
 def test_system_storage_without_a_bus_falls_back_to_the_file_with_one_warning(sandbox):
     env = {"ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}  # cli_env has no D-Bus address
     started = time.monotonic()
@@ -1476,33 +1409,6 @@ def test_system_storage_without_a_bus_falls_back_to_the_file_with_one_warning(sa
     assert_ok(result)
     assert result.stdout == "fallback-key\n"
     assert result.stderr.count("system keyring is not usable") == 1, result.stderr
-
-
-class _HangingBackend:
-    """A keyring backend whose every call blocks, like a Secret Service waiting on a prompt."""
-
-    def __init__(self) -> None:
-        self.release = threading.Event()
-
-    def _block(self, *args: str) -> None:
-        self.release.wait(SUBPROCESS_TIMEOUT)
-
-    get_password = set_password = delete_password = _block
-
-
-def test_a_hanging_system_keyring_times_out_and_the_file_store_is_used(sandbox, monkeypatch):
-    import keyring
-    hanging = _HangingBackend()
-    monkeypatch.setattr(keyring, "get_keyring", lambda: hanging)
-    monkeypatch.setattr(aa, "_SYSTEM_KEYRING_TIMEOUT", 0.2)
-    config = sandbox.resolve(preferred_token_storage="system")
-    try:
-        with pytest.warns(UserWarning, match="not usable"):
-            aa.login(config, api_key="timeout-key")
-        assert sandbox.stored_entries()["anaconda.com"]["api_key"] == "timeout-key"
-        assert aa.get_api_key(config) == "timeout-key"
-    finally:
-        hanging.release.set()
 
 
 def test_truncated_keyring_file_is_reported_as_damaged_not_as_a_keyring_problem(sandbox):
@@ -1567,34 +1473,6 @@ def test_legacy_entry_is_returned_even_when_it_cannot_be_moved(sandbox, monkeypa
         warnings.simplefilter("always")
         assert aa.get_api_key(sandbox.resolve()) == "legacy-key"
     assert any("anaconda.cloud" in str(w.message) for w in caught)
-
-
-FAILING_KEYRING = """\
-import keyring.backend
-
-class Boom(keyring.backend.KeyringBackend):
-    priority = 1
-
-    def get_password(self, service, username):
-        raise RuntimeError("locked collection")
-
-    def set_password(self, service, username, password):
-        raise RuntimeError("locked collection")
-
-    def delete_password(self, service, username):
-        raise RuntimeError("locked collection")
-"""
-
-
-def test_logout_fails_loudly_when_the_system_keyring_cannot_be_reached(sandbox):
-    (sandbox.root / "failkr.py").write_text(FAILING_KEYRING)
-    sandbox.store("anaconda.com", "file-key")
-    env = {"PYTHONPATH": f"{REPO}{os.pathsep}{sandbox.root}", "PYTHON_KEYRING_BACKEND": "failkr.Boom",
-           "ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}
-    result = sandbox.cli("logout", env=env)
-    assert_ok(result, 1)
-    assert "system keyring" in result.stderr and "not" in result.stderr
-    assert sandbox.stored_entries() == {}  # the file's copy went all the same
 
 
 # =================================================================================================
@@ -2220,8 +2098,6 @@ def test_terminal_prompt_for_an_expired_key_too(sandbox):
 
 
 def test_terminal_prompt_answered_yes_starts_the_login(sandbox):
-    from tests.tools import free_port
-
     domain = f"127.0.0.1:{free_port()}"
     env = sandbox.cli_env({"ANACONDA_AUTH_DOMAIN": domain, "ANACONDA_AUTH_SSL_VERIFY": "false"})
     code, output = run_on_terminal(

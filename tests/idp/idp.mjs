@@ -9,7 +9,7 @@
 // It exits when its stdin closes, so a test run that dies leaves no provider behind.
 //
 // This file must sit next to node_modules: ESM resolves packages from the script's location.
-// Install with `npm ci` in this directory (scripts/test-all does that).
+// Install with `npm ci` in this directory (tests/test-all does that).
 
 import http from 'node:http';
 import https from 'node:https';

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GNU_TIME = "/usr/bin/time"
 API_KEY_TARGET_RATIO = 2.0
 IMPORT_TARGET_MS = 15.0

@@ -1,7 +1,7 @@
 """Tests of the login (issue 4): OIDC discovery, the device grant, the browser flow with PKCE and a
 loopback listener, paste-back, browser launch, the API-key exchange, ``login()`` and the CLI.
 
-Real parts (see conftest.py): the OpenID Provider ``oidc-provider`` over HTTPS, the stand-in
+Real parts (see tests/conftest.py): the OpenID Provider ``oidc-provider`` over HTTPS, the stand-in
 Anaconda API, the stdlib user agent (tests/useragent.py) and headless Chromium as BROWSER hooks,
 pseudo-terminals for the TTY behaviours. Faults the provider cannot produce (discovery errors,
 token-endpoint errors, ``slow_down``, dropped connections, 5xx) come from the scriptable
@@ -41,7 +41,7 @@ from tests.anaconda_api import AUTH_PATH, IAM_PATH, make_jwt
 from tests.tools import free_port, stop_process
 from tests.useragent import UserAgent
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 API_KEY_SCOPES = ["cloud:read", "cloud:write", "repo:read"]
 VERIFIER_ALPHABET = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")

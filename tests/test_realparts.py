@@ -1,6 +1,6 @@
-"""Self-tests of the real-part fixtures in conftest.py (they prove the fixtures, not the module).
+"""Self-tests of the real-part fixtures in tests/conftest.py (they prove the fixtures, not the module).
 
-Run just these with ``python -m pytest -q test_realparts.py``; the Chromium test needs
+Run just these with ``python -m pytest -q tests/test_realparts.py``; the Chromium test needs
 ``ANACONDA_AUTH_TEST_BROWSER_PYTHON`` (or ``.venvs/browser``) and Debian's chromium.
 """
 

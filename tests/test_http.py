@@ -1,11 +1,11 @@
 """Tests of the HTTP layer (issue 3): ``request()``, ``Response``, bearer rules, TLS, proxies,
 retries and timeouts, pools and keep-alive, ``whoami`` and the ``whoami`` command.
 
-Every test talks to REAL parts on loopback only (see conftest.py): an HTTPS server whose leaf
+Every test talks to REAL parts on loopback only (see tests/conftest.py): an HTTPS server whose leaf
 comes from a trustme test CA, Debian's tinyproxy, the Anaconda API stand-in. Nothing is mocked
 except the host name (``socket.gethostname``, to check the reference's hash) and, for the
 certifi / system-store branches of the default CA selection, the ``certifi`` module itself.
-The suite runs on urllib3 2.x and 1.26 (``scripts/test-all`` runs both).
+The suite runs on urllib3 2.x and 1.26 (``tests/test-all`` runs both).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import urllib3
 import anaconda_auth as aa
 from tests.anaconda_api import make_jwt
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 PROXY_VARIABLES = tuple(
     name
@@ -934,7 +934,7 @@ def test_truststore_uses_the_os_trust_store(https_server, make_config, test_ca,
             aa.request("GET", "/x", config=config, retries=0)
         assert server.requests == []
         return
-    import truststore  # noqa: F401  (requirements-test.txt installs it for 3.10+)
+    import truststore  # noqa: F401  (tests/requirements-test.txt installs it for 3.10+)
 
     # First without: the real system store does not hold the test CA. (In this order because
     # an SSLContext only ever adds CA certificates: truststore re-loads the default paths into

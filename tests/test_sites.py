@@ -8,7 +8,7 @@ the realistic file, interop with the reference package, bad input, the writer's 
 confirmation, concurrency).
 
 Interop runs the reference anaconda-auth 0.15.3 from the venv named by
-``ANACONDA_AUTH_TEST_REFERENCE_PYTHON`` (scripts/test-all sets it); it is a failure, not a skip,
+``ANACONDA_AUTH_TEST_REFERENCE_PYTHON`` (tests/test-all sets it); it is a failure, not a skip,
 when unset. The reference is also called ``anaconda_auth``, so it always runs with ``-I`` from a
 directory that does not hold this repository.
 """
@@ -38,7 +38,7 @@ try:
 except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
-REPO = Path(__file__).resolve().parent
+REPO = Path(__file__).resolve().parents[1]
 REFERENCE_PYTHON_VAR = "ANACONDA_AUTH_TEST_REFERENCE_PYTHON"
 TIMEOUT = 60
 
@@ -835,13 +835,13 @@ def reference_python() -> str:
     if not path:
         pytest.fail(
             f"{REFERENCE_PYTHON_VAR} is not set: the interop tests run the reference "
-            "anaconda-auth 0.15.3 from its own venv. Run scripts/test-all (it builds "
+            "anaconda-auth 0.15.3 from its own venv. Run tests/test-all (it builds "
             f".venvs/reference and sets the variable), or export {REFERENCE_PYTHON_VAR}="
             "$PWD/.venvs/reference/bin/python after running it once.",
             pytrace=False,
         )
     if not os.access(path, os.X_OK):
-        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run scripts/test-all")
+        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run tests/test-all")
     return path
 
 

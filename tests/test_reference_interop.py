@@ -5,7 +5,7 @@ subprocesses against the same files and environment:
 
 * ours: ``sys.executable`` with this repository on ``PYTHONPATH``;
 * the reference: the interpreter named by ``ANACONDA_AUTH_TEST_REFERENCE_PYTHON`` (the
-  ``.venvs/reference`` venv that ``scripts/test-all`` builds), run with ``-I`` from the temporary
+  ``.venvs/reference`` venv that ``tests/test-all`` builds), run with ``-I`` from the temporary
   working directory, so our ``anaconda_auth.py`` (same import name!) can never shadow it.
 
 What is pinned here (CONTRACT.md §2, §3, §8):
@@ -15,7 +15,7 @@ What is pinned here (CONTRACT.md §2, §3, §8):
   where the contract deliberately differs; those cases state both values explicitly.
 
 The reference's values in the case table were probed with anaconda-auth 0.15.3 (pydantic 2.14,
-pydantic-settings 2.16; see requirements-reference.txt), not copied from the behaviour notes.
+pydantic-settings 2.16; see tests/requirements-reference.txt), not copied from the behaviour notes.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_PYTHON_VAR = "ANACONDA_AUTH_TEST_REFERENCE_PYTHON"
 REFERENCE_VERSION = "0.15.3"
 RESULT_MARK = "INTEROP-RESULT:"
@@ -67,13 +67,13 @@ def reference_python() -> str:
     if not path:
         pytest.fail(
             f"{REFERENCE_PYTHON_VAR} is not set. The interop tests compare against "
-            f"anaconda-auth=={REFERENCE_VERSION} in its own venv: run scripts/test-all (which "
+            f"anaconda-auth=={REFERENCE_VERSION} in its own venv: run tests/test-all (which "
             f"builds .venvs/reference and sets the variable), or export "
             f"{REFERENCE_PYTHON_VAR}=$PWD/.venvs/reference/bin/python after running it once.",
             pytrace=False,
         )
     if not os.access(path, os.X_OK):
-        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run scripts/test-all")
+        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run tests/test-all")
     probe = subprocess.run(
         [path, "-I", "-c", "import importlib.metadata as m; print(m.version('anaconda-auth'))"],
         capture_output=True,
@@ -86,7 +86,7 @@ def reference_python() -> str:
     if probe.returncode != 0 or version != REFERENCE_VERSION:
         pytest.fail(
             f"{path} should have anaconda-auth=={REFERENCE_VERSION} installed, found "
-            f"{version or 'nothing'}: {probe.stderr.strip()[-500:]}; run scripts/test-all",
+            f"{version or 'nothing'}: {probe.stderr.strip()[-500:]}; run tests/test-all",
             pytrace=False,
         )
     return path

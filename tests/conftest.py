@@ -19,7 +19,7 @@ Rules: a missing tool (node and ``npm ci``, tinyproxy, dbus-daemon, gnome-keyrin
 chromium, the browser venv) is a test FAILURE that says how to install it; only outside CI,
 ``ANACONDA_AUTH_TEST_ALLOW_SKIP=1`` turns it into a skip. Only loopback addresses are used.
 Every process a fixture starts is its own child, stopped at teardown by its handle.
-``scripts/test-all`` installs everything; see ``test_realparts.py`` for the fixtures' self-tests.
+``tests/test-all`` installs everything; see ``test_realparts.py`` for the fixtures' self-tests.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent
+ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `tests` must import even under --import-mode=importlib
     sys.path.insert(0, str(ROOT))
 
@@ -151,7 +151,7 @@ def tinyproxy(tmp_path: Path):
     from tests.tinyproxy import TinyProxy
 
     exe = tools.require_executable(
-        "tinyproxy", "apt-get install -y tinyproxy (scripts/test-all does)", ("/usr/bin/tinyproxy", "/usr/sbin/tinyproxy")
+        "tinyproxy", "apt-get install -y tinyproxy (tests/test-all does)", ("/usr/bin/tinyproxy", "/usr/sbin/tinyproxy")
     )
     proxies: list[TinyProxy] = []
 
@@ -186,8 +186,8 @@ def secret_service(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     restored at teardown, then gnome-keyring and the bus are stopped. The login keyring file is
     ``$XDG_DATA_HOME/keyrings/login.keyring``. Note ``HOME`` moves to ``tmp_path/secret-service/home``.
     """
-    dbus = tools.require_executable("dbus-daemon", "apt-get install -y dbus (scripts/test-all does)")
-    gk = tools.require_executable("gnome-keyring-daemon", "apt-get install -y gnome-keyring (scripts/test-all does)")
+    dbus = tools.require_executable("dbus-daemon", "apt-get install -y dbus (tests/test-all does)")
+    gk = tools.require_executable("gnome-keyring-daemon", "apt-get install -y gnome-keyring (tests/test-all does)")
     try:
         import keyring
         import keyring.core
@@ -240,7 +240,7 @@ def oidc_provider(test_ca, tmp_path_factory: pytest.TempPathFactory):
     node = tools.require_executable("node", "apt-get install -y nodejs (Node 20+), then npm ci in tests/idp")
     if not (IDP_DIR / "node_modules" / "oidc-provider" / "package.json").is_file():
         tools.missing_part(f"the test OpenID Provider is not installed: run `npm ci` in {IDP_DIR} "
-                           "(scripts/test-all does that)")
+                           "(tests/test-all does that)")
     provider = OIDCProvider(node, test_ca.server_cert, test_ca.server_key, test_ca.ca_pem,
                             tmp_path_factory.mktemp("oidc-provider"))
     _timed("oidc_provider", provider.startup_s)
@@ -392,12 +392,12 @@ def _browser_python() -> str:
             if probe.returncode == 0:
                 return python
             tools.missing_part(f"{python} cannot import playwright ({probe.stderr.strip().splitlines()[-1:]}); "
-                               "pip install -r requirements-browser.txt into it (never `playwright install`)")
+                               "pip install -r tests/requirements-browser.txt into it (never `playwright install`)")
     explicit = os.environ.get("ANACONDA_AUTH_TEST_BROWSER_PYTHON")
     where = f"ANACONDA_AUTH_TEST_BROWSER_PYTHON={explicit} is not an executable" if explicit else (
         "ANACONDA_AUTH_TEST_BROWSER_PYTHON is not set and .venvs/browser does not exist")
     tools.missing_part(f"no Python with playwright for the Chromium tests: {where}; "
-                       "scripts/test-all creates .venvs/browser and sets the variable")
+                       "tests/test-all creates .venvs/browser and sets the variable")
     raise AssertionError("unreachable")
 
 
@@ -406,13 +406,13 @@ def chromium_browser_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     """BROWSER string for real headless Chromium: ``"<browser python> tests/browser_login.py %s &"``.
 
     Uses Debian's ``/usr/bin/chromium`` through Playwright from the python named by
-    ``ANACONDA_AUTH_TEST_BROWSER_PYTHON`` (scripts/test-all sets it; else ``.venvs/browser``).
+    ``ANACONDA_AUTH_TEST_BROWSER_PYTHON`` (tests/test-all sets it; else ``.venvs/browser``).
     Certificate errors are ignored (Chromium does not trust the test CA), non-loopback requests
     are aborted. 2-4 s per login. Same ``USERAGENT_*`` variables and helpers as
     ``useragent_browser_env``. Fails clearly if chromium or that python is missing.
     """
     chromium = tools.require_executable(
-        "chromium", "apt-get install -y chromium chromium-driver (scripts/test-all does)", ("/usr/bin/chromium",)
+        "chromium", "apt-get install -y chromium chromium-driver (tests/test-all does)", ("/usr/bin/chromium",)
     )
     python = _browser_python()
     cmd = _browser_command([python, str(ROOT / "tests" / "browser_login.py")], tmp_path, "chromium",
