@@ -69,7 +69,7 @@ if TYPE_CHECKING:
 KEYRING_SERVICE = "Anaconda Cloud"
 TOKEN_INFO_VERSION = 2
 DEFAULT_DOMAIN = "anaconda.com"
-LEGACY_DOMAINS = {"anaconda.com": ("id.anaconda.cloud", "anaconda.cloud")}
+LEGACY_DOMAINS: dict[str, tuple[str, ...]] = {"anaconda.com": ("id.anaconda.cloud", "anaconda.cloud")}
 CLI_NAME = "python -m anaconda_auth"
 
 
