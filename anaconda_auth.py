@@ -18,6 +18,7 @@ Public API::
     logout(config)
     response = request("GET", "/api/account", config=config)
     whoami(config)
+    is_logged_in("my-site")                # offline; a site name or domain works as a config
 
 The module reads top to bottom in the order data flows: errors, files (atomic writes, locks),
 configuration (reading, then editing config.toml), token storage, HTTP, OpenID Connect flows,
@@ -50,6 +51,7 @@ __all__ = [
     "TokenNotFoundError",
     "UnknownSiteName",
     "get_api_key",
+    "is_logged_in",
     "login",
     "logout",
     "request",
@@ -1208,6 +1210,30 @@ def configured_sites(
         return [DEFAULT_DOMAIN], DEFAULT_DOMAIN, path
     default = resolve_config(environ=environ, home=home, cwd=cwd).site
     return list(sites), default if default in sites else None, path
+
+
+def _coerce_config(config: Config | str | None, site: Config | str | None, function: str) -> Config:
+    """The Config that a public function's ``config`` (or the reference's ``site=``) names.
+
+    Either may be a Config, a site name, a configured site's domain, or None (the default site);
+    giving both is an error, as in the reference. Anything else is a TypeError naming the accepted
+    types, so a wrong argument never ends in an AttributeError deep inside.
+    """
+    if site is not None:
+        if config is not None:
+            raise ValueError(f"{function}(): give the site once, as config or as site=, not both")
+        config = site
+    if config is None:
+        return resolve_config()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str):
+        if not config.strip():
+            raise UnknownSiteName(f"{function}(): the site name is empty; give a site name or "
+                                  "domain, or None for the default site")
+        return resolve_config(config)
+    raise TypeError(f"{function}(): config must be a Config, a site name or domain (str), or "
+                    f"None for the default site, not {type(config).__name__}")
 
 
 # -- Editing config.toml --------------------------------------------------------------------------
@@ -2966,7 +2992,8 @@ def request(
     method: str,
     url: str,
     *,
-    config: Config | None = None,
+    config: Config | str | None = None,
+    site: Config | str | None = None,
     api_key: str | None = None,
     auth: bool = True,
     headers: Mapping[str, str] | None = None,
@@ -2979,6 +3006,7 @@ def request(
 ) -> Response:
     """Send one HTTP request for the site and return the complete Response.
 
+    ``config`` (or ``site=``) is a Config, a site name or domain, or None for the default site.
     ``url`` may be relative (joined onto ``https://<domain>``). ``json`` sends a JSON body,
     ``fields`` a form (or the query string for GET), ``body`` raw bytes. ``auth=False`` sends no
     key; ``api_key`` sends that key instead of the site's. ``timeout`` is seconds, or
@@ -2991,14 +3019,14 @@ def request(
     except ImportError:
         raise AnacondaAuthError("Network calls need the urllib3 package (1.26 or 2.x): "
                                 "pip install urllib3") from None
-    config = config or resolve_config()
-    site = _site_for(config)
+    config = _coerce_config(config, site, "request")
+    site_info = _site_for(config)
     method = method.upper()
     if not url.startswith(("https://", "http://")):
         from urllib.parse import urljoin
 
-        url = urljoin(site.base_url, url)
-    all_headers = _request_headers(site, headers, api_version)
+        url = urljoin(site_info.base_url, url)
+    all_headers = _request_headers(site_info, headers, api_version)
     payload = _encode_body(method, json, body, fields, all_headers)
     if payload is None and fields and method in ("GET", "HEAD", "DELETE"):
         from urllib.parse import urlencode
@@ -3010,14 +3038,14 @@ def request(
         raise ConfigError(f"request(url=...): {e}") from None
     callers_auth = "authorization" in {name.lower() for name in all_headers}
     key = None
-    if auth and not callers_auth and _may_carry_key(origin, site):
+    if auth and not callers_auth and _may_carry_key(origin, site_info):
         key = _bearer_key(config, api_key)
-    tls = _tls_options_for(site)
+    tls = _tls_options_for(site_info)
     for _ in range(_MAX_REDIRECTS + 1):
         sent_headers = dict(all_headers)
         # Plain http is allowed to loopback only, and not through a proxy: the key would travel
         # in clear to the proxy's host.
-        if key and _may_carry_key(origin, site) and (
+        if key and _may_carry_key(origin, site_info) and (
                 origin[0] == "https" or not _proxy_for(url, config)):
             sent_headers["Authorization"] = f"Bearer {key}"
         response = _send(method, url, sent_headers, payload, tls, config, timeout, retries)
@@ -3687,18 +3715,19 @@ def _exchange_for_api_key(config: Config, access_token: str) -> str:
 
 # =================================================================================================
 # Public API
-# The functions a program calls. Each takes a resolved Config (default: resolve_config()) and
-# combines the sections above. Only the interactive login talks to the user (on stderr).
+# The functions a program calls. Each takes as ``config`` (or, as in the reference, ``site=``) a
+# resolved Config, a site name or domain, or None for the default site, and combines the
+# sections above. Only the interactive login talks to the user (on stderr).
 # =================================================================================================
 
 
-def get_api_key(config: Config | None = None) -> str:
+def get_api_key(config: Config | str | None = None, *, site: Config | str | None = None) -> str:
     """The API key for the site: from the configuration, else the token store.
 
     Raises TokenNotFoundError when there is none and TokenExpiredError when its JWT ``exp`` has
     passed. A key that is not a JWT, or has no ``exp``, has unknown expiry and is returned.
     """
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "get_api_key")
     api_key, where = _find_api_key(config)
     if not api_key:
         raise TokenNotFoundError(
@@ -3726,14 +3755,28 @@ def _login_command(config: Config) -> str:
     return f"{CLI_NAME}{at} login"
 
 
+def is_logged_in(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
+    """Whether the site has a key (stored or configured) that has not expired; offline.
+
+    Unlike the reference, which only checks that a stored entry exists, an expired key is not a
+    login. A key of unknown expiry (not a JWT) counts. A damaged token store raises StorageError.
+    """
+    api_key, _ = _find_api_key(_coerce_config(config, site, "is_logged_in"))
+    return api_key is not None and api_key != "" and not _is_expired(api_key)
+
+
 def login(
-    config: Config | None = None,
+    config: Config | str | None = None,
     *,
+    site: Config | str | None = None,
     api_key: str | None = None,
     force: bool = False,
     flow: str | None = None,
     open_browser: bool = True,
     timeout: float | None = None,
+    ssl_verify: bool | str | None = None,
+    use_device_flow: bool | None = None,
+    basic: bool = False,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3741,8 +3784,27 @@ def login(
     after checking it has not expired. Otherwise, unless ``force``, an unexpired key already
     available is returned as is; else the interactive OpenID Connect login runs (``flow`` is
     "device" or "browser"; default from ``use_device_flow``).
+
+    The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
+    login; ``use_device_flow`` is ``flow="device"`` (True) or ``flow="browser"`` (False);
+    ``basic=True`` (the password grant) is refused.
     """
-    config = config or resolve_config()
+    if basic:
+        # RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used; it
+        # hands the password to the client and defeats multi-factor and federated login.
+        raise ConfigError(
+            "login(basic=True): the username/password grant is not supported (RFC 9700 §2.4 "
+            "forbids it). Use the device or browser login (the default), or login(api_key=...)."
+        )
+    if use_device_flow is not None:
+        mapped = "device" if use_device_flow else "browser"
+        if flow is not None and flow != mapped:
+            raise ConfigError(f"login(flow={flow!r}, use_device_flow={use_device_flow!r}): "
+                              "they disagree; give one of them")
+        flow = mapped
+    config = _coerce_config(config, site, "login")
+    if ssl_verify is not None:
+        config = config.replace(ssl_verify=ssl_verify)
     if api_key is not None:
         return _store_given_key(config, api_key)
     if not force:
@@ -3790,13 +3852,13 @@ def _interactive_login(
     return api_key
 
 
-def logout(config: Config | None = None) -> bool:
+def logout(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
     """Delete the site's stored API key (and legacy entries); True when something was deleted.
 
     A key given by the configuration (``ANACONDA_AUTH_API_KEY``, ``api_key`` in config.toml, a
     ``keyring`` setting) is not stored and so cannot be deleted: a warning says it still applies.
     """
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "logout")
     deleted = _delete_stored_tokens(config)
     if config.api_key or config.keyring:
         field = "api_key" if config.api_key else "keyring"
@@ -3814,7 +3876,7 @@ _ANONYMOUS_ACCOUNT: JSONDict = {
 }
 
 
-def whoami(config: Config | None = None) -> JSONDict:
+def whoami(config: Config | str | None = None, *, site: Config | str | None = None) -> JSONDict:
     """The account the site's key belongs to (GET /api/account), with ``domain`` added.
 
     As in the reference: when no key was sent and the server refuses, the anonymous account
@@ -3822,7 +3884,7 @@ def whoami(config: Config | None = None) -> JSONDict:
     """
     import copy
 
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "whoami")
     response = request("GET", "/api/account", config=config)
     if not response.ok and _bearer_key(config, None) is None:
         account: JSONDict = copy.deepcopy(_ANONYMOUS_ACCOUNT)

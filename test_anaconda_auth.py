@@ -1660,6 +1660,196 @@ def test_logout_warns_when_a_configured_key_still_applies(sandbox):
     assert sandbox.stored_entries() == {}
 
 
+# -- What names a site: a Config, a site name, a configured domain, or None ----------------------
+# The reference's login(site=...), logout(site=...): the same calls work here (issue 9).
+
+
+@pytest.fixture
+def process_sandbox(sandbox, monkeypatch):
+    """The sandbox as this process's own HOME and working directory, for functions given a site
+    name (which resolve the configuration of the process)."""
+    monkeypatch.setenv("HOME", str(sandbox.home))
+    monkeypatch.setenv("ANACONDA_SECRETS_DIR", str(sandbox.secrets))
+    monkeypatch.chdir(sandbox.cwd)
+    sandbox.write_config(TWO_SITES)
+    sandbox.store("alpha.example", "alpha-key")
+    sandbox.store("beta.example:8443", "beta-key")
+    return sandbox
+
+
+SITE_SPELLINGS = {
+    "config": lambda sb: sb.resolve("beta"),
+    "name": lambda sb: "beta",
+    "domain": lambda sb: "beta.example:8443",
+}
+
+
+@pytest.mark.parametrize("keyword", [False, True], ids=["positional", "site="])
+@pytest.mark.parametrize("spelling", SITE_SPELLINGS.values(), ids=list(SITE_SPELLINGS))
+def test_get_api_key_is_logged_in_and_logout_take_any_spelling_of_a_site(process_sandbox, spelling,
+                                                                         keyword):
+    site = spelling(process_sandbox)
+
+    def call(function: Callable[..., Any]) -> Any:
+        return function(site=site) if keyword else function(site)
+
+    assert call(aa.get_api_key) == "beta-key"
+    assert call(aa.is_logged_in) is True
+    assert call(aa.logout) is True
+    assert set(process_sandbox.stored_entries()) == {"alpha.example"}
+    assert call(aa.is_logged_in) is False
+
+
+@pytest.mark.parametrize("spelling", SITE_SPELLINGS.values(), ids=list(SITE_SPELLINGS))
+def test_login_with_a_key_stores_it_under_the_site_however_it_is_named(process_sandbox, spelling):
+    key = key_expiring_in(3600)
+    assert aa.login(spelling(process_sandbox), api_key=key) == key
+    assert aa.login(site=spelling(process_sandbox), api_key=key) == key
+    assert process_sandbox.stored_entries()["beta.example:8443"]["api_key"] == key
+    assert process_sandbox.stored_entries()["alpha.example"]["api_key"] == "alpha-key"
+
+
+def test_none_means_the_default_site(process_sandbox):
+    assert aa.get_api_key() == aa.get_api_key(None) == aa.get_api_key(site=None) == "alpha-key"
+    assert aa.is_logged_in() is True
+
+
+PUBLIC_SITE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "get_api_key": aa.get_api_key,
+    "is_logged_in": aa.is_logged_in,
+    "logout": aa.logout,
+    "login": lambda *a, **kw: aa.login(*a, api_key="some-key", **kw),
+    "whoami": aa.whoami,
+    "request": lambda *a, **kw: aa.request("GET", "/api/account", *a, **kw),
+}
+
+
+def _call_with_site(name: str, value: Any, keyword: bool) -> Any:
+    function = PUBLIC_SITE_FUNCTIONS[name]
+    if name == "request":  # its config is keyword-only, as before
+        return function(**{"site" if keyword else "config": value})
+    return function(site=value) if keyword else function(value)
+
+
+@pytest.mark.parametrize("keyword", [False, True], ids=["config", "site="])
+@pytest.mark.parametrize("value", [1, b"beta", ["beta"], True], ids=["int", "bytes", "list", "bool"])
+@pytest.mark.parametrize("name", list(PUBLIC_SITE_FUNCTIONS))
+def test_anything_but_a_config_a_string_or_none_is_a_type_error_naming_the_accepted_types(
+        process_sandbox, name, value, keyword):
+    before = process_sandbox.keyring_bytes()
+    with pytest.raises(TypeError) as info:
+        _call_with_site(name, value, keyword)
+    message = str(info.value)
+    assert message.startswith(f"{name}(): ")
+    assert "Config" in message and "site name" in message and "None" in message
+    assert type(value).__name__ in message
+    assert process_sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("name", list(PUBLIC_SITE_FUNCTIONS))
+def test_an_unknown_or_empty_site_is_unknown_site_name_and_nothing_changes(process_sandbox, name):
+    before = process_sandbox.keyring_bytes()
+    for value in ("nope", "nope.example", "", "  "):
+        with pytest.raises(aa.UnknownSiteName):
+            _call_with_site(name, value, keyword=value == "nope")
+    assert process_sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("name", list(PUBLIC_SITE_FUNCTIONS))
+def test_a_domain_two_sites_share_is_a_config_error_naming_both(process_sandbox, name):
+    process_sandbox.write_config(TWO_SITES + '\n[sites.gamma]\ndomain = "beta.example:8443"\n')
+    before = process_sandbox.keyring_bytes()
+    with pytest.raises(aa.ConfigError) as info:
+        _call_with_site(name, "beta.example:8443", keyword=False)
+    assert "beta" in str(info.value) and "gamma" in str(info.value)
+    assert process_sandbox.keyring_bytes() == before
+
+
+def test_config_and_site_together_is_an_error(process_sandbox):
+    with pytest.raises(ValueError, match="not both"):
+        aa.get_api_key("alpha", site="beta")
+    with pytest.raises(ValueError, match="not both"):
+        aa.logout(process_sandbox.resolve("alpha"), site="alpha")
+    assert set(process_sandbox.stored_entries()) == {"alpha.example", "beta.example:8443"}
+
+
+# -- login(): the reference's keywords --------------------------------------------------------------
+
+
+def test_login_basic_is_refused_citing_rfc_9700_and_nothing_happens(process_sandbox):
+    before = process_sandbox.keyring_bytes()
+    for kwargs in ({}, {"force": True}, {"api_key": "k"}):
+        with pytest.raises(aa.ConfigError) as info:
+            aa.login("beta", basic=True, **kwargs)
+        assert "RFC 9700" in str(info.value) and "password" in str(info.value)
+    assert process_sandbox.keyring_bytes() == before
+
+
+def test_login_use_device_flow_that_contradicts_flow_is_an_error(process_sandbox):
+    with pytest.raises(aa.ConfigError, match="disagree"):
+        aa.login("beta", force=True, flow="browser", use_device_flow=True)
+    with pytest.raises(aa.ConfigError, match="disagree"):
+        aa.login("beta", force=True, flow="device", use_device_flow=False)
+
+
+def test_login_ssl_verify_is_validated_like_any_setting(process_sandbox):
+    with pytest.raises(aa.ConfigError, match="ssl_verify"):
+        aa.login("beta", api_key="k", ssl_verify=str(process_sandbox.root / "missing-ca.pem"))
+    assert process_sandbox.stored_entries()["beta.example:8443"]["api_key"] == "beta-key"
+
+
+def test_login_without_force_returns_the_valid_stored_key_whatever_the_flow_keywords(process_sandbox):
+    key = key_expiring_in(3600)
+    process_sandbox.store("beta.example:8443", key)
+    assert aa.login("beta", use_device_flow=False, ssl_verify=False) == key
+    assert aa.login(site="beta", use_device_flow=True) == key
+
+
+# -- is_logged_in(): offline ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key,expected", [
+    (key_expiring_in(3600), True),
+    (key_expiring_in(-3600), False),
+    ("opaque-key-of-unknown-expiry", True),
+], ids=["valid", "expired", "unknown-expiry"])
+def test_is_logged_in_is_true_only_for_a_key_that_has_not_expired(sandbox, key, expected):
+    sandbox.store("anaconda.com", key)
+    assert aa.is_logged_in(sandbox.resolve()) is expected
+    configured = sandbox.resolve(env={"ANACONDA_AUTH_API_KEY": key})
+    sandbox.keyring_file.unlink()
+    assert aa.is_logged_in(configured) is expected
+
+
+def test_is_logged_in_without_a_key_is_false_and_creates_nothing(sandbox):
+    assert aa.is_logged_in(sandbox.resolve()) is False
+    assert not sandbox.anaconda_dir.exists()
+
+
+def test_is_logged_in_never_touches_the_network(sandbox):
+    # A subprocess in which every socket fails: the answer still comes (and urllib3 is not even
+    # imported).
+    sandbox.store("anaconda.com", key_expiring_in(3600))
+    code = (
+        "import socket, sys\n"
+        "def refuse(*a, **k): raise AssertionError('network used')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "import anaconda_auth as aa\n"
+        "print(aa.is_logged_in(), aa.is_logged_in('anaconda.com'), 'urllib3' in sys.modules)\n"
+    )
+    result = sandbox.python(code)
+    assert_ok(result)
+    assert result.stdout.split() == ["True", "True", "False"]
+
+
+def test_is_logged_in_reports_a_damaged_store_instead_of_guessing(sandbox):
+    sandbox.write_keyring(b"{not json")
+    with pytest.raises(aa.StorageError):
+        aa.is_logged_in(sandbox.resolve())
+    assert sandbox.keyring_bytes() == b"{not json"
+
+
 # =================================================================================================
 # Command line
 # =================================================================================================
