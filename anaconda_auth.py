@@ -4338,19 +4338,30 @@ def _add_write_arguments(parser: Any) -> None:
 def _build_parser() -> Any:
     import argparse
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, not the whole usage text
+            self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    parser = Parser(
         prog=CLI_NAME, description="Log in to Anaconda and manage the API key.",
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="--at SITE may also follow the command (login --at SITE).\n"
+               "The reference's spellings work too: auth COMMAND (or cloud COMMAND) for login,\n"
+               "logout, whoami, api-key and status; token for api-key.\n"
+               "Exit codes: 0 ok, 1 failure, 2 bad usage or configuration,\n"
                "3 login required or key expired, 130 interrupted.",
     )
-    parser.add_argument("--at", metavar="SITE", help="site name or domain (default: default site)")
+    parser.add_argument("--at", metavar="SITE", action="append",
+                        help="site name or domain (default: default site)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks")
     parser.add_argument("--version", "-V", action="version", version=f"anaconda_auth {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[Any], int], help: str) -> Any:
+    def command(name: str, handler: Callable[[Any], int], help: str, at: bool = True) -> Any:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
+        if at:
+            _add_at_argument(sub)
         return sub
 
     login_parser = command("login", _cmd_login, "log in and store an API key")
@@ -4368,14 +4379,16 @@ def _build_parser() -> Any:
     verify.add_argument("--no-ssl-verify", dest="ssl_verify", action="store_false",
                         help="do not verify TLS certificates")
     command("logout", _cmd_logout, "delete the stored API key")
-    command("api-key", _cmd_api_key, "print the API key (the only command that shows it)")
+    command("api-key", _cmd_api_key,
+            "print the API key (the only command that shows it; alias: token)")
     who = command("whoami", _cmd_whoami, "show the account the API key belongs to")
     who.add_argument("--json", action="store_true", help="print the account as JSON")
     status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
     status.add_argument("--json", action="store_true", help="print JSON")
     config = command("config", _cmd_config, "show resolved settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON")
-    sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites")
+    sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites",
+                    at=False)
     site_commands = sites.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
     site_commands.add_parser("list", help="list the configured sites").set_defaults(
         handler=_cmd_sites_list)
@@ -4384,6 +4397,7 @@ def _build_parser() -> Any:
     show.add_argument("site", nargs="?", help="site name or domain (default: default site)")
     show.add_argument("--all", action="store_true", help="every site's raw table")
     show.add_argument("--show-hidden", action="store_true", help="include rarely used fields")
+    _add_at_argument(show)
     for verb, handler, text in (("add", _cmd_sites_add, "add a site to config.toml"),
                                 ("modify", _cmd_sites_modify, "change a site in config.toml")):
         edit = site_commands.add_parser(verb, help=text, description=text)
@@ -4397,6 +4411,60 @@ def _build_parser() -> Any:
     return parser
 
 
+def _add_at_argument(parser: Any) -> None:
+    """``COMMAND --at SITE``, as the reference's commands take it; merged by _settle_at."""
+    import argparse
+
+    parser.add_argument("--at", dest="at_after", metavar="SITE", action="append",
+                        default=argparse.SUPPRESS, help="the site, as --at before the command")
+
+
+def _settle_at(parser: Any, args: Any) -> None:
+    """One site from every --at (before and after the command) and ``sites show SITE``."""
+    given = [*(args.at or ()), *getattr(args, "at_after", ())]
+    if getattr(args, "site", None) is not None and getattr(args, "sites_command", None) == "show":
+        given.append(args.site)
+    if any(not value.strip() for value in given):
+        parser.error("--at needs a site name or domain, not an empty string")
+    different = list(dict.fromkeys(given))
+    if len(different) > 1:
+        parser.error(f"the site is given twice, as {different[0]!r} and {different[1]!r}; "
+                     "give it once")
+    args.at = different[0] if different else None
+
+
+# The reference's spellings, made canonical before parsing so that --help lists each command
+# once: the ``auth`` group (``cloud`` is its old, hidden name) and ``token`` (gh's and uv's name).
+_COMMAND_GROUPS = ("auth", "cloud")
+_GROUP_COMMANDS = ("login", "logout", "whoami", "api-key", "status")
+_COMMAND_ALIASES = {"token": "api-key"}
+_ROOT_OPTIONS_WITH_VALUE = ("--at",)  # the word after them is not a command
+
+
+def _canonical_argv(argv: list[str]) -> tuple[list[str], str | None]:
+    """(argv with a group word dropped and aliases replaced, a usage error or None)."""
+    argv = list(argv)
+    group = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            break
+        if word.startswith("-"):
+            i += 2 if word in _ROOT_OPTIONS_WITH_VALUE else 1
+            continue
+        if group is None and word in _COMMAND_GROUPS:
+            group = word
+            del argv[i]
+            continue
+        argv[i] = _COMMAND_ALIASES.get(word, word)
+        if group and argv[i] not in _GROUP_COMMANDS:
+            return argv, (f"{group} has no command {word!r}; it has "
+                          f"{', '.join(_GROUP_COMMANDS)} (and token, for api-key)")
+        break
+    return argv, None
+
+
 def _usage(parser: Any) -> int:
     parser.print_help(sys.stderr)
     return 2
@@ -4408,27 +4476,43 @@ def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> Non
 
 
 def _parse_api_key_command(argv: list[str]) -> Any:
-    """``[--at SITE] api-key`` without argparse, whose import and parser cost more than the
-    rest of the command: api-key is what scripts call in a loop."""
-    at = None
-    if argv[:1] == ["--at"] and len(argv) == 3:
-        at, argv = argv[1], argv[2:]
-    elif argv[:1] and argv[0].startswith("--at=") and len(argv) == 2:
-        at, argv = argv[0][len("--at="):], argv[1:]
-    if argv != ["api-key"] or (at is not None and (not at or at.startswith("-"))):
+    """``api-key`` with ``--at SITE`` before or after it (canonical argv), without argparse,
+    whose import and parser cost more than the rest of the command: api-key is what scripts
+    call in a loop. Anything else (or a doubtful --at) is left to argparse: None."""
+    sites = []
+    command = False
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--at" and i + 1 < len(argv):
+            sites.append(argv[i + 1])
+            i += 2
+            continue
+        if word.startswith("--at="):
+            sites.append(word[len("--at="):])
+        elif word == "api-key" and not command:
+            command = True
+        else:
+            return None
+        i += 1
+    if not command or len(set(sites)) > 1 or any(not s.strip() or s.startswith("-") for s in sites):
         return None
     import types
 
-    return types.SimpleNamespace(at=at, verbose=False, handler=_cmd_api_key)
+    return types.SimpleNamespace(at=sites[0] if sites else None, verbose=False,
+                                 handler=_cmd_api_key)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = _parse_api_key_command(argv)
+    argv, problem = _canonical_argv(sys.argv[1:] if argv is None else argv)
+    args = None if problem else _parse_api_key_command(argv)
     if args is None:
         parser = _build_parser()
+        if problem:
+            parser.error(problem)
         args = parser.parse_args(argv)
+        _settle_at(parser, args)
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0

@@ -1934,6 +1934,195 @@ def test_api_key_with_extra_arguments_is_a_usage_error(sandbox):
         assert "some-key" not in result.stdout
 
 
+# -- --at before or after the command; the reference's auth/cloud groups and token ---------------
+# Each command that acts on a site, with what it shows for the site "beta" of TWO_SITES (whose
+# key is stored) and no network: the output must name beta's key or domain, never alpha's.
+SITE_COMMANDS: dict[str, tuple[list[str], str | None, int]] = {
+    # name: (argv without --at, stdin, exit code)
+    "login": (["login", "--with-token"], "new-beta-key\n", 0),
+    "logout": (["logout"], None, 0),
+    "api-key": (["api-key"], None, 0),
+    "status": (["status", "--json"], None, 0),
+    "config": (["config", "--json"], None, 0),
+    "sites show": (["sites", "show"], None, 0),
+    "whoami": (["whoami"], None, 3),  # beta's key is removed first: login required, offline
+}
+
+
+def _prepare_site_command(sandbox: Sandbox, name: str) -> bytes:
+    """TWO_SITES with alpha's and (but for whoami) beta's keys stored; the store's bytes."""
+    sandbox.write_config(TWO_SITES)
+    sandbox.write_keyring({})
+    sandbox.store("alpha.example", "alpha-key")
+    if name != "whoami":
+        sandbox.store("beta.example:8443", "beta-key")
+    return sandbox.keyring_bytes() or b""
+
+
+def _run_site_command(sandbox: Sandbox, name: str, at: list[str]) -> tuple[Any, dict]:
+    """Run the command with the --at words placed as ``at`` says ("<" = the command)."""
+    argv, stdin, _ = SITE_COMMANDS[name]
+    cut = at.index("<") if "<" in at else -1
+    before, after = at[:cut] if cut >= 0 else [], at[cut + 1:]
+    result = sandbox.cli(*before, *argv, *after, stdin=stdin)
+    return result, sandbox.stored_entries()
+
+
+def _assert_acted_on_beta(name: str, result: Any, stored: dict) -> None:
+    assert_ok(result, SITE_COMMANDS[name][2])
+    out = result.stdout + result.stderr
+    assert "alpha" not in out.replace("alpha-key", ""), out  # alpha's key never shown either
+    if name == "login":
+        assert stored["beta.example:8443"]["api_key"] == "new-beta-key"
+    elif name == "logout":
+        assert set(stored) == {"alpha.example"}
+    elif name == "api-key":
+        assert result.stdout == "beta-key\n"
+    elif name in ("status", "sites show"):
+        assert json.loads(result.stdout)["site"] == "beta"
+    elif name == "config":
+        assert json.loads(result.stdout)["values"]["site"]["value"] == "beta"
+    else:
+        assert "beta.example:8443" in result.stderr and "TokenNotFoundError" in result.stderr
+    if name not in ("login", "logout"):
+        assert stored["alpha.example"]["api_key"] == "alpha-key"
+
+
+@pytest.mark.parametrize("placement", [
+    ["--at", "beta", "<"], ["<", "--at", "beta"], ["<", "--at=beta"], ["--at=beta", "<"],
+    ["--at", "beta", "<", "--at", "beta.example:8443"],  # the same site twice is fine
+], ids=["before", "after", "after=", "before=", "both-same-site"])
+@pytest.mark.parametrize("name", list(SITE_COMMANDS))
+def test_at_before_or_after_the_command_selects_the_site(sandbox, name, placement):
+    _prepare_site_command(sandbox, name)
+    result, stored = _run_site_command(sandbox, name, placement)
+    if placement[-1] == "beta.example:8443":  # a name and a domain are different words
+        assert_ok(result, 2)
+        return
+    _assert_acted_on_beta(name, result, stored)
+
+
+@pytest.mark.parametrize("placement", [
+    ["--at", "alpha", "<", "--at", "beta"], ["<", "--at", "alpha", "--at", "beta"],
+    ["--at", "alpha", "--at", "beta", "<"],
+], ids=["before-and-after", "after-twice", "before-twice"])
+@pytest.mark.parametrize("name", list(SITE_COMMANDS))
+def test_at_twice_with_different_sites_is_a_usage_error_naming_both(sandbox, name, placement):
+    before = _prepare_site_command(sandbox, name)
+    result, _ = _run_site_command(sandbox, name, placement)
+    assert_ok(result, 2)
+    assert "'alpha'" in result.stderr and "'beta'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stdout == ""
+    assert sandbox.keyring_bytes() == before
+
+
+def test_sites_show_with_a_site_and_a_different_at_is_a_usage_error(sandbox):
+    sandbox.write_config(TWO_SITES)
+    result = sandbox.cli("sites", "show", "alpha", "--at", "beta")
+    assert_ok(result, 2)
+    assert "'alpha'" in result.stderr and "'beta'" in result.stderr
+    assert json.loads(sandbox.cli("sites", "show", "beta", "--at", "beta").stdout)["site"] == "beta"
+
+
+@pytest.mark.parametrize("at", [["--at", ""], ["--at="], ["--at", "  "]], ids=["empty", "empty=", "blank"])
+@pytest.mark.parametrize("name", list(SITE_COMMANDS))
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_an_empty_at_is_a_one_line_usage_error_and_nothing_changes(sandbox, name, at, where):
+    placement = [*at, "<"] if where == "before" else ["<", *at]
+    before = _prepare_site_command(sandbox, name)
+    result, _ = _run_site_command(sandbox, name, placement)
+    assert_ok(result, 2)
+    assert "--at" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sandbox.keyring_bytes() == before
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("args", [
+    ("login", "--bogus"), ("--bogus", "login"), ("api-key", "--bogus"), ("--bogus", "api-key"),
+    ("logout", "--force"), ("auth", "logout", "--bogus"), ("token", "extra"),
+])
+def test_unknown_flags_are_one_line_usage_errors_and_nothing_changes(sandbox, args):
+    before = sandbox.store("anaconda.com", "the-key")
+    result = sandbox.cli(*args, stdin="another-key\n")
+    assert_ok(result, 2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "--help" in lines[0], result.stderr
+    assert result.stdout == "" and sandbox.keyring_bytes() == before
+
+
+def test_a_domain_two_sites_share_is_a_one_line_error_exit_2_and_nothing_changes(sandbox):
+    sandbox.write_config(TWO_SITES + '\n[sites.gamma]\ndomain = "beta.example:8443"\n')
+    before = sandbox.store("beta.example:8443", "beta-key")
+    for args in (["logout", "--at", "beta.example:8443"], ["--at", "beta.example:8443", "api-key"],
+                 ["auth", "login", "--with-token", "--at", "beta.example:8443"]):
+        result = sandbox.cli(*args, stdin="new-key\n")
+        assert_ok(result, 2)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "beta" in lines[0] and "gamma" in lines[0], result.stderr
+        assert result.stdout == "" and sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("group", ["auth", "cloud"])
+@pytest.mark.parametrize("name", ["login", "logout", "api-key", "status", "whoami"])
+def test_auth_and_cloud_groups_do_what_the_plain_command_does(sandbox, group, name):
+    _prepare_site_command(sandbox, name)
+    plain, plain_stored = _run_site_command(sandbox, name, ["<", "--at", "beta"])
+    argv, stdin, _ = SITE_COMMANDS[name]
+    for words in ([group, *argv, "--at", "beta"], ["--at", "beta", group, *argv],
+                  [group, "--at", "beta", *argv]):
+        _prepare_site_command(sandbox, name)
+        grouped = sandbox.cli(*words, stdin=stdin)
+        assert (grouped.returncode, grouped.stdout, grouped.stderr) == (
+            plain.returncode, plain.stdout, plain.stderr), words
+        assert sandbox.stored_entries() == plain_stored
+    _assert_acted_on_beta(name, plain, plain_stored)
+
+
+@pytest.mark.parametrize("words", [["token"], ["auth", "token"], ["--at", "beta", "token"],
+                                   ["token", "--at", "beta"], ["cloud", "token", "--at=beta"]])
+def test_token_is_api_key(sandbox, words):
+    sandbox.write_config(TWO_SITES)
+    sandbox.store("alpha.example", "alpha-key")
+    sandbox.store("beta.example:8443", "beta-key")
+    result = sandbox.cli(*words)
+    assert_ok(result)
+    assert result.stdout == ("beta-key\n" if "beta" in " ".join(words) else "alpha-key\n")
+    assert result.stderr == ""
+
+
+def test_a_group_without_a_command_prints_the_help(sandbox):
+    for group in ("auth", "cloud"):
+        result = sandbox.cli(group)
+        assert_ok(result)
+        assert "login" in result.stdout
+
+
+def test_a_group_with_a_command_it_does_not_have_is_a_one_line_usage_error(sandbox):
+    result = sandbox.cli("auth", "sites", "list")
+    assert_ok(result, 2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'sites'" in lines[0] and "login" in lines[0]
+
+
+def test_help_lists_each_command_once_and_mentions_the_aliases(sandbox):
+    result = sandbox.cli("--help")
+    assert_ok(result)
+    # "options:" is "optional arguments:" before Python 3.10.
+    text = result.stdout.replace("optional arguments:", "options:")
+    commands_block = text.split("positional arguments:")[1].split("options:")[0]
+    listed = [line.split()[0] for line in commands_block.splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]
+    assert listed == ["login", "logout", "api-key", "whoami", "status", "config", "sites"]
+    epilog = text.split("options:")[1]
+    for mention in ("auth COMMAND", "cloud COMMAND", "token", "--at SITE may also follow"):
+        assert mention in epilog, mention
+    assert "token" in result.stdout.split("api-key", 1)[1].split("whoami")[0]  # next to api-key
+    for command in ("login", "logout", "whoami", "api-key", "status", "config"):
+        assert "--at SITE" in sandbox.cli(command, "--help").stdout, command
+    assert "--at SITE" in sandbox.cli("sites", "show", "--help").stdout
+
+
 def test_at_an_unknown_site_exits_2(sandbox):
     sandbox.write_config(TWO_SITES)
     result = sandbox.cli("--at", "nope", "api-key")
