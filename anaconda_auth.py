@@ -2355,11 +2355,31 @@ def key_expiry(api_key: str) -> float | None:
     return None
 
 
-def _is_expired(api_key: str, now: float | None = None) -> bool:
-    # time.time() is seconds since the epoch in UTC whatever the local zone (the reference
-    # compared a local-time datetime with a UTC one and was off by the zone offset).
-    expiry = key_expiry(api_key)
-    return expiry is not None and expiry < (time.time() if now is None else now)
+class _KeyExpiry:
+    """When a key expires, decided in this one place: ``at`` (epoch seconds, None when the key
+    has no ``exp``), ``expired``, ``seconds_left`` (None when unknown), ``days_left`` (whole
+    days, None when unknown or expired) and ``date`` (UTC text, or "unknown")."""
+
+    __slots__ = ("at", "days_left", "expired", "seconds_left")
+
+    def __init__(self, api_key: str, now: float | None = None) -> None:
+        # time.time() is seconds since the epoch in UTC whatever the local zone (the reference
+        # compared a local-time datetime with a UTC one and was off by the zone offset).
+        self.at = key_expiry(api_key)
+        now = time.time() if now is None else now
+        self.seconds_left = None if self.at is None else self.at - now
+        self.expired = self.seconds_left is not None and self.seconds_left < 0
+        self.days_left = (None if self.seconds_left is None or self.expired
+                          else int(self.seconds_left // 86400))
+
+    @property
+    def date(self) -> str:
+        return "unknown" if self.at is None else _format_utc(self.at)
+
+    def within_days(self, days: int) -> bool:
+        """Whether the key expires, not yet expired, within ``days`` days (0: never true)."""
+        return (days > 0 and self.seconds_left is not None and not self.expired
+                and self.seconds_left < days * 86400)
 
 
 def _format_utc(epoch: float) -> str:
@@ -2643,7 +2663,7 @@ def _bearer_key(config: Config, api_key: str | None) -> str | None:
         stored, _ = _find_api_key(config)
     except StorageError:
         return None
-    return stored if stored and not _is_expired(stored) else None
+    return stored if stored and not _KeyExpiry(stored).expired else None
 
 
 # -- TLS and proxies ------------------------------------------------------------------------------
@@ -3734,44 +3754,128 @@ def login(
     flow: str | None = None,
     open_browser: bool = True,
     timeout: float | None = None,
+    verify: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    open_url: Callable[[str], bool] | None = None,
+    stdin: Any = None,
+    stderr: Any = None,
 ) -> str:
     """Log in to the site and return its API key.
 
-    ``api_key=...`` stores a key obtained elsewhere (a bootstrap script provisioning a machine),
-    after checking it has not expired. Otherwise, unless ``force``, an unexpired key already
-    available is returned as is; else the interactive OpenID Connect login runs (``flow`` is
-    "device" or "browser"; default from ``use_device_flow``).
+    ``api_key=...`` stores a key obtained elsewhere (a bootstrap script provisioning a machine)
+    after checking it: its form, its JWT ``exp``, and (unless ``verify=False``, for images built
+    without network) that the server accepts it (``GET /api/account``); a refused key raises
+    InvalidTokenError, a network failure NetworkError, and nothing is stored. Otherwise, unless
+    ``force``, an unexpired key already available is returned as is; else the interactive
+    OpenID Connect login runs (``flow`` is "device" or "browser"; default from
+    ``use_device_flow``). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
+    whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
+    outside world; they default to the process's own.
     """
     config = config or resolve_config()
     if api_key is not None:
-        return _store_given_key(config, api_key)
+        return _store_given_key(config, api_key, verify=verify)[0]
     if not force:
         existing, _ = _find_api_key(config)
-        if existing and not _is_expired(existing):
+        if existing and not _KeyExpiry(existing).expired:
             return existing
-    return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout)
+    terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr)
+    return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout,
+                              terminal=terminal)
 
 
-def _store_given_key(config: Config, api_key: str) -> str:
+_MAX_KEY_LENGTH = 64 * 1024  # far above any real key; what --with-token reads from stdin at most
+
+
+def _check_key_form(api_key: str) -> str:
+    """The key without surrounding white space, or AuthenticationError saying what is wrong."""
     api_key = api_key.strip()
-    if not api_key or any(c.isspace() for c in api_key):
-        raise AuthenticationError("The API key is empty or contains white space; nothing was stored.")
-    expiry = key_expiry(api_key)
-    if expiry is not None and expiry < time.time():
+    if not api_key:
+        raise AuthenticationError("The API key is empty; nothing was stored.")
+    if any(c.isspace() for c in api_key):
         raise AuthenticationError(
-            f"The API key expired on {_format_utc(expiry)}; nothing was stored. "
+            "The API key contains white space or a line break; nothing was stored. Give the key "
+            "alone, on one line.")
+    if len(api_key) > _MAX_KEY_LENGTH or not all(" " < c < "\x7f" for c in api_key):
+        raise AuthenticationError(
+            "The API key contains characters an API key never has (or is longer than "
+            f"{_MAX_KEY_LENGTH // 1024} KiB); nothing was stored. Check that you copied the key.")
+    return api_key
+
+
+def _key_site_mismatch(config: Config, api_key: str) -> str | None:
+    """The issuer host when the key's JWT ``iss`` names another site than ``config``'s."""
+    issuer = (_jwt_claims(api_key) or {}).get("iss")
+    if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://")):
+        return None
+    try:
+        host = _host_port(issuer)[1]
+    except ValueError:
+        return None
+    ours = {_host_port(f"https://{domain}")[1] for domain in (
+        config.domain, config.auth_domain, *LEGACY_DOMAINS.get(config.domain, ()))}
+    if any(host == h or host.endswith("." + h) or h.endswith("." + host) for h in ours):
+        return None
+    return host
+
+
+def _store_given_key(config: Config, api_key: str, *, verify: bool) -> tuple[str, JSONDict | None]:
+    """Check and store a key given by the caller: (key, the account the server named, or None
+    without ``verify``). Every check comes before the write, so a bad key changes nothing."""
+    api_key = _check_key_form(api_key)
+    expiry = _KeyExpiry(api_key)
+    if expiry.expired:
+        raise AuthenticationError(
+            f"The API key expired on {expiry.date}; nothing was stored. "
             "Create a new key and try again."
         )
+    other = _key_site_mismatch(config, api_key)
+    if other:
+        raise AuthenticationError(
+            f"The API key was issued by {other}, not by {config.domain}; nothing was stored. "
+            f"Use a key of {config.domain}, or select the key's site with --at.")
+    account = _verify_key(config, api_key) if verify else None
     _save_api_key(config, api_key)
-    return api_key
+    return api_key, account
+
+
+def _verify_key(config: Config, api_key: str) -> JSONDict:
+    """Ask the site whether it accepts ``api_key`` (GET /api/account); its account when it does."""
+    check = f"{CLI_NAME} login --with-token --no-verify"
+    try:
+        response = request("GET", "/api/account", config=config, api_key=api_key)
+    except NetworkError as e:
+        raise NetworkError(
+            f"Could not check the API key with {config.domain}: {e}. Nothing was stored. Try "
+            f"again when {config.domain} can be reached, or store the key unchecked with: "
+            f"{check} (login(..., verify=False))") from None
+    if response.status in (401, 403):
+        error = InvalidTokenError(
+            f"{config.domain} refused the API key (HTTP {response.status}); nothing was stored. "
+            f"The key may have been revoked, or belong to another site: create a new key for "
+            f"{config.domain} and try again.")
+        error.response = response
+        raise error
+    account = None
+    if response.ok:
+        try:
+            account = response.json()
+        except HTTPError:
+            account = None
+    if not isinstance(account, dict):
+        raise HTTPError(
+            f"Could not check the API key: GET {response.url} answered HTTP {response.status} "
+            f"{_excerpt(response.text, 100)}. Nothing was stored. Store the key unchecked with: "
+            f"{check}", response)
+    return account
 
 
 def _interactive_login(
     config: Config, *, flow: str | None, open_browser: bool, timeout: float | None,
-    terminal: _Terminal | None = None,
+    terminal: _Terminal,
 ) -> str:
     """Discover the endpoints, run the chosen flow, exchange the token, store the API key."""
-    terminal = terminal or _Terminal()
     if flow not in (None, "device", "browser"):
         raise ConfigError(f"login(flow={flow!r}): use 'device' or 'browser'")
     _load_stored_token(config)  # a damaged store is said now, not after the user has logged in
@@ -3946,27 +4050,62 @@ def _cmd_whoami(args: Any) -> int:
         return _offer_login(config, e, show)
 
 
+def _read_key_from_stdin() -> str | None:
+    """The key from standard input (hidden prompt on a terminal); None after a usage error."""
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("Paste the API key (input is not shown), then press Enter: ")
+    else:
+        # Read at most a little more than any key: a wrong file piped in (an image, a log) is
+        # refused at once instead of being read whole into memory.
+        key = sys.stdin.read(_MAX_KEY_LENGTH + 1)
+        if len(key) > _MAX_KEY_LENGTH:
+            _say(f"error: standard input holds more than {_MAX_KEY_LENGTH // 1024} KiB; an API "
+                 "key is one short line. Pipe in only the key: ... login --with-token < key.txt")
+            return None
+    if not key.strip():
+        _say("error: no API key on standard input (pipe it in: ... login --with-token < key.txt)")
+        return None
+    return key
+
+
+def _cmd_login_with_token(args: Any, config: Config) -> int:
+    key = _read_key_from_stdin()
+    if key is None:
+        return 2
+    try:
+        key, account = _store_given_key(config, key, verify=not args.no_verify)
+    except InvalidTokenError as e:  # a refusal of the key given here, not "log in first" (3)
+        _say(f"{type(e).__name__}: {e}")
+        return 1
+    expiry = _KeyExpiry(key)
+    until = ("expiry unknown" if expiry.at is None else f"the key expires on {expiry.date}")
+    if account is None:
+        _say(f"✓ Stored the API key for {config.domain} without checking it with the server; "
+             f"{until}.")
+    else:
+        user = account.get("user")
+        user = user if isinstance(user, dict) else {}
+        name = _printable(user.get("username") or user.get("email") or "?")
+        _say(f"✓ Logged in to {config.domain} as {name}; {until}.")
+    _say_if_configured_key_wins(config)
+    return 0
+
+
 def _cmd_login(args: Any) -> int:
     overrides = {} if args.ssl_verify is None else {"ssl_verify": args.ssl_verify}
     config = _config_for(args, **overrides)
     if args.with_token:
-        if sys.stdin.isatty():
-            import getpass
-
-            key = getpass.getpass("Paste the API key (input is not shown), then press Enter: ")
-        else:
-            key = sys.stdin.read().strip()
-        if not key:
-            _say("error: no API key on standard input (pipe it in: ... login --with-token < key.txt)")
-            return 2
-        login(config, api_key=key)
-        _say(f"✓ Stored the API key for {config.domain}.")
-        _say_if_configured_key_wins(config)
-        return 0
+        return _cmd_login_with_token(args, config)
+    if args.no_verify:
+        _say("error: --no-verify goes with --with-token (an interactive login gets its key from "
+             "the server)")
+        return 2
     existing, where = _find_api_key(config)
-    if existing and not _is_expired(existing) and not args.force:
-        expiry = key_expiry(existing)
-        until = f" until {_format_utc(expiry)}" if expiry else ""
+    if existing and not _KeyExpiry(existing).expired and not args.force:
+        expiry = _KeyExpiry(existing)
+        until = f" until {expiry.date}" if expiry.at is not None else ""
         if not _is_interactive() or not _ask_yes_no(
             f"You are already logged into Anaconda ({config.domain}){until}. "
             "Would you like to force a new login? [y/n] (n): "
@@ -3975,8 +4114,11 @@ def _cmd_login(args: Any) -> int:
                  "Use --force to log in again.")
             return 0
     flow = "device" if args.device else "browser" if args.browser else None
-    login(config, force=True, flow=flow, open_browser=not args.no_browser)
+    key = login(config, force=True, flow=flow, open_browser=not args.no_browser)
+    expiry = _KeyExpiry(key)
     _say(f"✓ Logged in to {config.domain}.")
+    _say("The API key's expiry is unknown." if expiry.at is None else
+         f"The API key expires on {expiry.date}.")
     _say_if_configured_key_wins(config)
     return 0
 
@@ -4299,7 +4441,11 @@ def _build_parser() -> Any:
     login_parser.add_argument("--no-browser", action="store_true",
                               help="never open a browser; print the URL instead")
     login_parser.add_argument("--with-token", action="store_true",
-                              help="read an API key from standard input and store it")
+                              help="read an API key from standard input, check it with the "
+                                   "server and store it")
+    login_parser.add_argument("--no-verify", action="store_true",
+                              help="with --with-token: store the key without asking the server "
+                                   "(only its expiry is checked)")
     verify = login_parser.add_mutually_exclusive_group()
     verify.add_argument("--ssl-verify", dest="ssl_verify", action="store_true", default=None,
                         help="verify TLS certificates (overrides the configuration)")

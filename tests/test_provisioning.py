@@ -1,0 +1,195 @@
+"""Tests of provisioning a machine (issue 10): keys checked with the server before they are
+stored, bad keys refused with one line, expiry told in advance, 401/403 messages that say what
+happened to which key, the never-open-a-browser setting, logout's notice, the ``request``
+command, ``--quiet``, and the README's bootstrap script run as written.
+
+Real parts (tests/conftest.py): the stand-in Anaconda API over loopback HTTPS (it issues keys,
+answers ``/api/account`` for them, refuses revoked and expired ones), the real OpenID provider
+behind it, the CLI as a subprocess in a temporary HOME. A network failure is a closed loopback
+port, never an outside address.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import anaconda_auth as aa
+from tests.anaconda_api import make_jwt
+from tests.test_login import _keyring_file, _site_env, run_cli
+from tests.tools import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _env(tmp_path: Path, oidc_provider: Any, anaconda_api: Any, test_ca: Any, **extra: str) -> dict[str, str]:
+    return _site_env(tmp_path, oidc_provider, anaconda_api, test_ca, **extra)
+
+
+def _config(env: dict[str, str], **overrides: Any) -> aa.Config:
+    """The Config the CLI resolves from ``env``, in this process."""
+    return aa.resolve_config(environ=env, home=env["HOME"], cwd=env["HOME"], **overrides)
+
+
+def _stored(env: dict[str, str]) -> bytes | None:
+    path = _keyring_file(env)
+    return path.read_bytes() if path.exists() else None
+
+
+def _account_requests(anaconda_api: Any) -> list[Any]:
+    return [r for r in anaconda_api.requests if r.url_path == "/api/account"]
+
+
+def _one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# ==========================================================================================
+# Checking a key before storing it
+# ==========================================================================================
+
+
+def test_with_token_checks_the_key_with_the_server_then_stores_it_and_names_the_account(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice", expires_in=90 * 86400)
+    result = run_cli(["login", "--with-token"], env, input=key + "\n")
+    assert result.returncode == 0, result.stderr
+    [check] = _account_requests(anaconda_api)
+    assert check.headers["Authorization"] == f"Bearer {key}"
+    expiry = _utc(aa.key_expiry(key))
+    assert f"✓ Logged in to {anaconda_api.domain} as alice; the key expires on {expiry}." in result.stderr
+    assert key not in result.stdout + result.stderr
+    assert run_cli(["api-key"], env).stdout == key + "\n"
+
+
+def test_with_token_refused_by_the_server_exits_1_and_keeps_the_stored_key(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    good = anaconda_api.issue_key("alice")
+    assert run_cli(["login", "--with-token"], env, input=good).returncode == 0
+    before = _stored(env)
+    revoked = anaconda_api.issue_key("alice")
+    anaconda_api.revoke(revoked)
+    result = run_cli(["login", "--with-token"], env, input=revoked + "\n")
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert f"{anaconda_api.domain} refused the API key (HTTP 401); nothing was stored" in line
+    assert "revoked" in line and "create a new key" in line
+    assert _stored(env) == before
+
+
+def test_login_api_key_refused_raises_invalid_token_error_and_stores_nothing(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    config = _config(_env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    never_issued = make_jwt({"sub": "mallory", "exp": int(time.time()) + 86400})
+    with pytest.raises(aa.InvalidTokenError, match="refused the API key"):
+        aa.login(config, api_key=never_issued)
+    assert not Path(config.keyring_path).exists()
+    key = anaconda_api.issue_key("bob")
+    assert aa.login(config, api_key=key) == key == aa.get_api_key(config)
+
+
+def test_with_token_when_the_server_cannot_be_reached_exits_1_naming_host_and_cause(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    port = free_port()
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, ANACONDA_AUTH_DOMAIN=f"127.0.0.1:{port}")
+    result = run_cli(["login", "--with-token"], env, input=anaconda_api.issue_key() + "\n")
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert f"127.0.0.1:{port}" in line and "could not connect" in line and "Nothing was stored" in line
+    assert "--no-verify" in line and "Traceback" not in line
+    assert _stored(env) is None
+    with pytest.raises(aa.NetworkError, match=f"127.0.0.1:{port}"):
+        aa.login(_config(env), api_key=anaconda_api.issue_key())
+    assert _stored(env) is None
+
+
+def test_verification_honours_the_tls_settings(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    del env["ANACONDA_AUTH_SSL_VERIFY"]  # the test CA is not trusted now
+    result = run_cli(["login", "--with-token"], env, input=anaconda_api.issue_key() + "\n")
+    assert result.returncode == 1 and "certificate" in result.stderr, result.stderr
+    assert _account_requests(anaconda_api) == [] and _stored(env) is None
+
+
+def test_no_verify_stores_without_the_network_after_the_offline_expiry_check(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, ANACONDA_AUTH_DOMAIN=f"127.0.0.1:{free_port()}")
+    key = make_jwt({"sub": "image", "exp": int(time.time()) + 200 * 86400})
+    result = run_cli(["login", "--with-token", "--no-verify"], env, input=key + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "without checking it with the server" in result.stderr and _utc(aa.key_expiry(key)) in result.stderr
+    assert run_cli(["api-key"], env).stdout == key + "\n"
+    expired = make_jwt({"sub": "image", "exp": int(time.time()) - 60})
+    refused = run_cli(["login", "--with-token", "--no-verify"], env, input=expired + "\n")
+    assert refused.returncode == 1 and "expired" in _one_line(refused.stderr)
+    opaque = run_cli(["login", "--with-token", "--no-verify"], env, input="opaque-key-123\n")
+    assert opaque.returncode == 0 and "expiry unknown" in opaque.stderr, opaque.stderr
+    config = _config(env)
+    assert aa.login(config, api_key=key, verify=False) == key == aa.get_api_key(config)
+
+
+def test_no_verify_only_goes_with_with_token(oidc_provider, anaconda_api, test_ca, tmp_path):
+    result = run_cli(["login", "--no-verify"], _env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    assert result.returncode == 2 and "--with-token" in result.stderr
+
+
+# ==========================================================================================
+# Bad keys: one line, nothing stored changes
+# ==========================================================================================
+
+TEN_MB = "k" * (10 * 1024 * 1024)
+BAD_KEYS = {
+    "empty": ("", 2, "no API key on standard input"),
+    "only white space": ("  \n\t\n", 2, "no API key on standard input"),
+    "space inside": ("two words\n", 1, "white space"),
+    "newline inside": ("first-line\nsecond-line\n", 1, "line break"),
+    "control character": ("abc\x07def\n", 1, "characters an API key never has"),
+    "10 MB on stdin": (TEN_MB, 2, "more than 64 KiB"),
+    "another site's key": (make_jwt({"sub": "x", "iss": "https://auth.elsewhere.example/",
+                                     "exp": int(time.time()) + 86400}) + "\n", 1, "auth.elsewhere.example"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_KEYS))
+def test_a_bad_key_is_one_line_error_and_nothing_stored_changes(oidc_provider, anaconda_api, test_ca, tmp_path, case):
+    stdin, code, says = BAD_KEYS[case]
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    good = anaconda_api.issue_key("alice")
+    assert run_cli(["login", "--with-token"], env, input=good).returncode == 0
+    before = _stored(env)
+    checks = len(_account_requests(anaconda_api))
+    result = run_cli(["login", "--with-token"], env, input=stdin)
+    assert result.returncode == code, result.stderr[:500]
+    assert says in _one_line(result.stderr)
+    assert _stored(env) == before
+    assert len(_account_requests(anaconda_api)) == checks  # refused before asking the server
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("bad", ["", " ", "a b", "a\nb", "a\x00b", "x" * (70 * 1024)])
+def test_login_api_key_refuses_a_malformed_key_before_any_request(oidc_provider, anaconda_api, test_ca, tmp_path, bad):
+    config = _config(_env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    with pytest.raises(aa.AuthenticationError):
+        aa.login(config, api_key=bad)
+    assert anaconda_api.requests == [] and not Path(config.keyring_path).exists()
+
+
+def test_a_key_of_the_sites_own_issuer_or_a_subdomain_is_not_another_sites(tmp_path):
+    config = aa.resolve_config(environ={"HOME": str(tmp_path)}, home=str(tmp_path), cwd=str(tmp_path))
+    exp = int(time.time()) + 86400
+    for issuer in ("https://anaconda.com", "https://auth.anaconda.com/api", "https://anaconda.cloud/x"):
+        key = make_jwt({"iss": issuer, "exp": exp})
+        assert aa.login(config, api_key=key, verify=False) == key
+    with pytest.raises(aa.AuthenticationError, match="issued by notanaconda.com"):
+        aa.login(config, api_key=make_jwt({"iss": "https://notanaconda.com", "exp": exp}), verify=False)
