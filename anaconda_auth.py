@@ -42,6 +42,7 @@ __all__ = [
     "DeviceFlowTimeout",
     "HTTPError",
     "InvalidTokenError",
+    "KeyExpiringWarning",
     "LoginRequiredError",
     "NetworkError",
     "Response",
@@ -141,6 +142,11 @@ class HTTPError(AnacondaAuthError):
     def __init__(self, message: str, response: Response) -> None:
         super().__init__(message)
         self.response = response
+
+
+class KeyExpiringWarning(UserWarning):
+    """The API key in use expires within ``expiry_warning_days`` (given once per process;
+    ``warnings.filterwarnings("ignore", category=KeyExpiringWarning)`` silences it)."""
 
 
 _warned: set[str] = set()
@@ -292,8 +298,10 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "env_manager_channel": ("str", "anaconda-cloud"),
     "env_manager_package": ("str", "anaconda-env-manager"),
     "env_manager_version": ("envversion", None),
-    # Ours: how long the browser flow's loopback listener waits (seconds).
+    # Ours: how long the browser flow's loopback listener waits (seconds); how many days
+    # before a key expires to start saying so (0: never).
     "login_timeout": ("float", 300.0),
+    "expiry_warning_days": ("days", 30),
 }
 _DICT_KINDS = ("dict", "headers", "keyring")
 _SECRET_FIELDS = ("api_key", "keyring")
@@ -333,6 +341,7 @@ class Config:
     env_manager_package: str
     env_manager_version: str | None
     login_timeout: float
+    expiry_warning_days: int
     sources: Mapping[str, str]
     config_path: str
 
@@ -864,6 +873,15 @@ def _parse_field(name: str, raw: Any, source: str, from_text: bool) -> Any:
             raise _bad(source, f"{raw!r} is not a number", "Give a number of seconds") from None
     if kind == "ssl":
         return _parse_ssl_verify(raw, source)
+    if kind == "days":
+        try:
+            days = int(raw.strip() if isinstance(raw, str) else raw)
+        except (TypeError, ValueError):
+            days = -1
+        if isinstance(raw, (bool, float)) or days < 0:
+            raise _bad(source, f"{raw!r} is not a number of days",
+                       "Give a whole number of days, like 30 (0 turns the warning off)")
+        return days
     if not isinstance(raw, str):
         raise _bad(source, f"{raw!r} is not a string", "Quote the value")
     if kind == "storage" and raw not in ("anaconda-keyring", "system"):
@@ -2382,6 +2400,20 @@ class _KeyExpiry:
                 and self.seconds_left < days * 86400)
 
 
+def _warn_if_expiring(config: Config, api_key: str, where: str,
+                      expiry: _KeyExpiry | None = None) -> None:
+    """Say once per process (KeyExpiringWarning) that the key in use expires soon."""
+    expiry = expiry or _KeyExpiry(api_key)
+    if not expiry.within_days(config.expiry_warning_days) or expiry.days_left is None:
+        return
+    when = "in less than a day" if expiry.days_left == 0 else (
+        f"in {expiry.days_left} day{'s' if expiry.days_left != 1 else ''}")
+    fix = ("Replace it there before then." if _configured_key_source(config) else
+           f"Renew it with: {_login_command(config)} --force")
+    _warn_once(f"The API key for {config.domain} (from {where}) expires on {expiry.date}, "
+               f"{when}. {fix}", KeyExpiringWarning)
+
+
 def _format_utc(epoch: float) -> str:
     try:
         return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
@@ -2389,13 +2421,24 @@ def _format_utc(epoch: float) -> str:
         return f"{epoch:g} (seconds since 1970, not a representable date)"
 
 
+def _configured_key_source(config: Config) -> str | None:
+    """Where a key set in the configuration comes from (an env variable, .env, a secret file,
+    config.toml, an argument), where no login can replace it; None when the key is stored."""
+    if config.api_key:
+        return config.sources.get("api_key", "configuration")
+    if config.keyring:
+        return f"keyring setting from {config.sources.get('keyring', 'configuration')}"
+    return None
+
+
 def _find_api_key(config: Config) -> tuple[str | None, str]:
     """(key, where it came from): config api_key, then the config keyring, then the store."""
+    configured = _configured_key_source(config)
     if config.api_key:
-        return config.api_key, config.sources.get("api_key", "configuration")
+        return config.api_key, str(configured)
     if config.keyring:
         entries = config.keyring.get(KEYRING_SERVICE, {})
-        where = f"keyring setting from {config.sources.get('keyring', 'configuration')}"
+        where = str(configured)
         for name in (config.domain, *LEGACY_DOMAINS.get(config.domain, ())):
             if name in entries:
                 return _decode_token(entries[name], f"{where}, entry {name}")["api_key"], where
@@ -2660,10 +2703,16 @@ def _bearer_key(config: Config, api_key: str | None) -> str | None:
     if config.api_key:
         return config.api_key
     try:
-        stored, _ = _find_api_key(config)
+        stored, where = _find_api_key(config)
     except StorageError:
         return None
-    return stored if stored and not _KeyExpiry(stored).expired else None
+    if not stored:
+        return None
+    expiry = _KeyExpiry(stored)
+    if expiry.expired:
+        return None
+    _warn_if_expiring(config, stored, where, expiry)
+    return stored
 
 
 # -- TLS and proxies ------------------------------------------------------------------------------
@@ -3725,20 +3774,20 @@ def get_api_key(config: Config | None = None) -> str:
             f"Login is required: no API key for {config.domain} was found in {where}. "
             f"Log in with: {_login_command(config)}"
         )
-    expiry = key_expiry(api_key)
-    if expiry is not None and expiry < time.time():
+    expiry = _KeyExpiry(api_key)
+    if expiry.expired:
         fix = ("Update or unset it there: a login would not replace it."
                if _key_is_configured(config) else
                f"Log in again with: {_login_command(config)} --force")
         raise TokenExpiredError(
-            f"The API key for {config.domain} (from {where}) expired on {_format_utc(expiry)}. "
-            + fix)
+            f"The API key for {config.domain} (from {where}) expired on {expiry.date}. " + fix)
+    _warn_if_expiring(config, api_key, where, expiry)
     return api_key
 
 
 def _key_is_configured(config: Config) -> bool:
     """Whether the key comes from the configuration, where no login can replace it."""
-    return bool(config.api_key or config.keyring)
+    return _configured_key_source(config) is not None
 
 
 def _login_command(config: Config) -> str:
@@ -3777,8 +3826,9 @@ def login(
     if api_key is not None:
         return _store_given_key(config, api_key, verify=verify)[0]
     if not force:
-        existing, _ = _find_api_key(config)
+        existing, where = _find_api_key(config)
         if existing and not _KeyExpiry(existing).expired:
+            _warn_if_expiring(config, existing, where)
             return existing
     terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr)
     return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout,
@@ -3902,10 +3952,10 @@ def logout(config: Config | None = None) -> bool:
     """
     config = config or resolve_config()
     deleted = _delete_stored_tokens(config)
-    if config.api_key or config.keyring:
-        field = "api_key" if config.api_key else "keyring"
+    configured = _configured_key_source(config)
+    if configured:
         _warn_once(
-            f"An API key for {config.domain} still comes from {config.sources.get(field)}; "
+            f"An API key for {config.domain} still comes from {configured}; "
             "remove it there to log out completely."
         )
     return deleted
@@ -3951,7 +4001,7 @@ _HIDDEN_SITE_FIELDS = (
     "api_key", "auth_domain_override", "client_id", "hash_hostname", "keyring", "keyring_path",
     "preferred_token_storage", "login_success_path", "login_error_path", "openid_config_path",
     "oidc_request_headers", "redirect_uri", "env_manager_channel", "env_manager_package",
-    "env_manager_version", "login_timeout",
+    "env_manager_version", "login_timeout", "expiry_warning_days",
 )
 
 
@@ -4103,8 +4153,9 @@ def _cmd_login(args: Any) -> int:
              "the server)")
         return 2
     existing, where = _find_api_key(config)
-    if existing and not _KeyExpiry(existing).expired and not args.force:
-        expiry = _KeyExpiry(existing)
+    expiry = _KeyExpiry(existing or "")
+    if existing and not expiry.expired and not args.force:
+        _warn_if_expiring(config, existing, where, expiry)
         until = f" until {expiry.date}" if expiry.at is not None else ""
         if not _is_interactive() or not _ask_yes_no(
             f"You are already logged into Anaconda ({config.domain}){until}. "
@@ -4124,10 +4175,10 @@ def _cmd_login(args: Any) -> int:
 
 
 def _say_if_configured_key_wins(config: Config) -> None:
-    if _key_is_configured(config):
-        field = "api_key" if config.api_key else "keyring"
-        _say(f"Note: {config.sources.get(field)} still sets the key that is used; unset it to "
-             "use the stored one.")
+    configured = _configured_key_source(config)
+    if configured:
+        _say(f"Note: {configured} still sets the key that is used; unset it to use the stored "
+             "one.")
 
 
 def _cmd_logout(args: Any) -> int:
@@ -4142,18 +4193,21 @@ def _cmd_logout(args: Any) -> int:
 def _key_status(config: Config) -> JSONDict:
     """What ``status`` reports: never the key itself."""
     api_key, where = _find_api_key(config)
-    expiry = key_expiry(api_key) if api_key else None
-    now = time.time()
+    expiry = _KeyExpiry(api_key or "")
+    if api_key:
+        _warn_if_expiring(config, api_key, where, expiry)
+    left = expiry.seconds_left
     return {
         "site": config.site,
         "domain": config.domain,
-        "logged_in": bool(api_key) and not (expiry is not None and expiry < now),
+        "logged_in": bool(api_key) and not expiry.expired,
         "key_source": where if api_key else None,
         "storage": config.preferred_token_storage,
         "keyring_path": config.keyring_path,
-        "expires_at": _format_utc(expiry) if expiry is not None else None,
-        "expired": expiry is not None and expiry < now,
-        "days_left": int((expiry - now) // 86400) if expiry is not None and expiry >= now else None,
+        "expires_at": None if expiry.at is None else expiry.date,
+        "expired": expiry.expired,
+        "days_left": expiry.days_left,
+        "expires_in_days": None if left is None else int(left // 86400),
     }
 
 

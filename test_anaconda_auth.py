@@ -1694,7 +1694,7 @@ def test_unknown_command_is_a_usage_error(sandbox):
 
 
 def test_api_key_prints_only_the_key_on_stdout(sandbox):
-    key = key_expiring_in(3600)
+    key = key_expiring_in(90 * 86400)  # beyond expiry_warning_days: nothing at all on stderr
     sandbox.store("anaconda.com", key)
     result = sandbox.cli("api-key")
     assert_ok(result)

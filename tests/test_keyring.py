@@ -47,6 +47,7 @@ def test_system_storage_stores_and_reads_through_the_real_secret_service(sandbox
     key = key_expiring_in(3600)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a working keyring means no fallback warning
+        warnings.filterwarnings("ignore", category=aa.KeyExpiringWarning)  # the key is short-lived
         assert aa.login(config, api_key=key, verify=False) == key
         assert aa.get_api_key(config) == key
     backend = _secret_service_backend()

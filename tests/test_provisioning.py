@@ -11,7 +11,9 @@ port, never an outside address.
 
 from __future__ import annotations
 
+import json
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +195,110 @@ def test_a_key_of_the_sites_own_issuer_or_a_subdomain_is_not_another_sites(tmp_p
         assert aa.login(config, api_key=key, verify=False) == key
     with pytest.raises(aa.AuthenticationError, match="issued by notanaconda.com"):
         aa.login(config, api_key=make_jwt({"iss": "https://notanaconda.com", "exp": exp}), verify=False)
+
+
+# ==========================================================================================
+# Expiry told in advance
+# ==========================================================================================
+
+TEN_DAYS = 10 * 86400 + 3600
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning:")]
+
+
+def test_every_command_warns_once_on_stderr_when_the_key_expires_within_30_days(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice", expires_in=TEN_DAYS)
+    login = run_cli(["login", "--with-token"], env, input=key)
+    assert login.returncode == 0, login.stderr
+    date = _utc(aa.key_expiry(key))
+    for command in (["api-key"], ["status"], ["whoami"], ["login"]):
+        result = run_cli(command, env)
+        assert result.returncode == 0, result.stderr
+        [line] = _warnings(result.stderr)
+        assert f"expires on {date}, in 10 days" in line and "login --force" in line, line
+        assert key not in result.stderr
+    api_key = run_cli(["api-key"], env)
+    assert api_key.stdout == key + "\n"  # stdout stays exactly the key
+    status = json.loads(run_cli(["status", "--json"], env).stdout)
+    assert status["expires_in_days"] == 10 and status["days_left"] == 10
+
+
+def test_a_configured_key_expiring_soon_says_to_replace_it_where_it_is_set(tmp_path):
+    key = make_jwt({"sub": "ci", "exp": int(time.time()) + TEN_DAYS})
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ANACONDA_AUTH_API_KEY": key}
+    result = run_cli(["api-key"], env)
+    [line] = _warnings(result.stderr)
+    assert "environment variable ANACONDA_AUTH_API_KEY" in line and "Replace it there" in line
+
+
+@pytest.mark.parametrize("where, days, warns", [
+    ("default", None, True),
+    ("plugin.auth", "0", False),
+    ("plugin.auth", "11", True),
+    ("site", "5", False),
+    ("env", "0", False),
+    ("env", "45", True),
+])
+def test_expiry_warning_days_setting(tmp_path, where, days, warns):
+    home = tmp_path / "home"
+    (home / ".anaconda").mkdir(parents=True)
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    if where == "plugin.auth":
+        (home / ".anaconda" / "config.toml").write_text(f"[plugin.auth]\nexpiry_warning_days = {days}\n")
+    elif where == "site":
+        (home / ".anaconda" / "config.toml").write_text(
+            f'[sites.corp]\ndomain = "anaconda.com"\nexpiry_warning_days = {days}\n')
+    elif where == "env":
+        env["ANACONDA_AUTH_EXPIRY_WARNING_DAYS"] = days
+    key = make_jwt({"sub": "a", "exp": int(time.time()) + TEN_DAYS})
+    assert run_cli(["login", "--with-token", "--no-verify"], env, input=key).returncode == 0
+    result = run_cli(["api-key"], env)
+    assert result.returncode == 0 and result.stdout == key + "\n", result.stderr
+    assert bool(_warnings(result.stderr)) is warns, result.stderr
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "2.5", "true"])
+def test_a_bad_expiry_warning_days_is_a_config_error_naming_the_variable(tmp_path, value):
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "ANACONDA_AUTH_EXPIRY_WARNING_DAYS": value}
+    result = run_cli(["status"], env)
+    assert result.returncode == 2, result.stderr
+    assert "ANACONDA_AUTH_EXPIRY_WARNING_DAYS" in _one_line(result.stderr)
+
+
+def test_the_python_api_warns_once_per_process_with_its_own_category(oidc_provider, anaconda_api, test_ca, tmp_path):
+    config = _config(_env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    key = anaconda_api.issue_key("alice", expires_in=TEN_DAYS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        aa.login(config, api_key=key)
+        assert aa.get_api_key(config) == key
+        assert aa.get_api_key(config) == key
+        assert aa.whoami(config)["user"]["username"] == "alice"
+        assert aa.request("GET", "/api/account", config=config).ok
+        assert aa.login(config) == key
+    expiring = [w for w in caught if issubclass(w.category, aa.KeyExpiringWarning)]
+    assert len(expiring) == 1, [str(w.message) for w in caught]
+    assert _utc(aa.key_expiry(key)) in str(expiring[0].message)
+    assert "KeyExpiringWarning" in aa.__all__ and issubclass(aa.KeyExpiringWarning, Warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=aa.KeyExpiringWarning)  # what a caller may do
+        far = anaconda_api.issue_key("alice", expires_in=TEN_DAYS - 86400)
+        aa.login(config, api_key=far)
+        aa.get_api_key(config)
+
+
+def test_an_interactive_login_prints_the_expiry_of_the_new_key(oidc_provider, anaconda_api, test_ca, tmp_path,
+                                                               useragent_browser_env):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, **useragent_browser_env.env)
+    result = run_cli(["login", "--device"], env)
+    assert result.returncode == 0, result.stderr + useragent_browser_env.log_text()
+    key = anaconda_api.issued_keys[-1]["api_key"]
+    lines = result.stderr.splitlines()
+    assert f"✓ Logged in to {anaconda_api.domain}." in lines
+    assert f"The API key expires on {_utc(aa.key_expiry(key))}." in lines
