@@ -2471,7 +2471,7 @@ class Response:
     ``body`` (bytes), ``url`` (after redirects), ``text``, ``json()``, ``ok``,
     ``raise_for_status()``."""
 
-    __slots__ = ("body", "headers", "reason", "sent_auth", "status", "url")
+    __slots__ = ("body", "headers", "key_note", "reason", "sent_auth", "status", "url")
 
     def __init__(self, status: int, reason: str, headers: Mapping[str, str], body: bytes,
                  url: str, sent_auth: bool) -> None:
@@ -2481,6 +2481,8 @@ class Response:
         self.body = body
         self.url = url
         self.sent_auth = sent_auth  # whether the final request carried the bearer key
+        # request() adds which key went (or why none did), for the 401/403 messages.
+        self.key_note: _KeyNote | None = None
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
@@ -2528,21 +2530,56 @@ class Response:
         if self.ok:
             return
         error: AnacondaAuthError
+        explained = f" {self.key_note.explain(self)}" if self.key_note else ""
         if self.status in (401, 403) and self.error_code() == "auth_required":
+            # The reference's sentence first (callers match on it), then what happened to
+            # which key and what to do.
             if self.sent_auth:
-                error = InvalidTokenError("Your API key or login token is invalid.")
+                error = InvalidTokenError("Your API key or login token is invalid." + explained)
             else:
                 error = LoginRequiredError(
                     "You must login before using this API endpoint or provide an api_key to "
-                    "your client."
+                    "your client." + explained
                 )
             error.response = self
             raise error
         side = "Client" if self.status < 500 else "Server"
         raise HTTPError(
             f"{self.status} {side} Error: {self.reason} for url: {self.url}"
-            + (f": {_excerpt(self.text)}" if self.body else ""), self,
+            + (f": {_excerpt(self.text)}" if self.body else "")
+            + (explained if self.status in (401, 403) else ""), self,
         )
+
+
+class _KeyNote:
+    """Which key a request carried, or why it carried none: what a 401/403 message says."""
+
+    __slots__ = ("config", "key", "source", "why_none")
+
+    def __init__(self, config: Config, key: str | None, source: str, why_none: str = "") -> None:
+        self.config, self.key, self.source, self.why_none = config, key, source, why_none
+
+    def explain(self, response: Response) -> str:
+        config = self.config
+        if self.source == "the api_key argument":
+            fix = "Pass a key the site accepts."
+        elif self.source == _configured_key_source(config):
+            fix = "Update or unset it there: a login would not replace it."
+        else:
+            fix = f"Log in again with: {_login_command(config)} --force"
+        if self.key and not response.sent_auth:
+            return (f"The API key from {self.source} was not sent to {response.url}: a "
+                    "redirect left the site's own hosts.")
+        if self.key:
+            expiry = _KeyExpiry(self.key)
+            if expiry.expired:
+                return (f"The API key from {self.source} expired on {expiry.date}. {fix}")
+            return (f"{_host_port(response.url)[1]} refused the API key from {self.source}: it "
+                    f"was revoked, or is a key for another site. {fix}")
+        if self.why_none:
+            return self.why_none
+        return (f"No API key for {config.domain} was found in {self.source}. Log in with: "
+                f"{_login_command(config)}")
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
@@ -2695,24 +2732,29 @@ def _may_carry_key(origin: tuple[str, str, int | None], site: _Site) -> bool:
     return (host, port) in site.hosts
 
 
-def _bearer_key(config: Config, api_key: str | None) -> str | None:
-    """The key to send: explicit, configured (no expiry check, as the reference), or stored and
-    unexpired. A missing or expired stored key sends nothing and raises nothing."""
+def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNote]:
+    """The key to send, and a note of where it came from (or why there is none): explicit,
+    configured (no expiry check, as the reference), or stored and unexpired. A missing or
+    expired stored key sends nothing and raises nothing."""
     if api_key:
-        return api_key
+        return api_key, _KeyNote(config, api_key, "the api_key argument")
     if config.api_key:
-        return config.api_key
+        return config.api_key, _KeyNote(config, config.api_key, str(_configured_key_source(config)))
     try:
         stored, where = _find_api_key(config)
-    except StorageError:
-        return None
+    except StorageError as e:
+        return None, _KeyNote(config, None, "", f"The stored key could not be read: {e}")
     if not stored:
-        return None
+        return None, _KeyNote(config, None, where)
     expiry = _KeyExpiry(stored)
     if expiry.expired:
-        return None
+        fix = ("Update or unset it there: a login would not replace it."
+               if _key_is_configured(config) else
+               f"Log in again with: {_login_command(config)} --force")
+        return None, _KeyNote(config, None, where, f"The API key from {where} expired on "
+                              f"{expiry.date}, so none was sent. {fix}")
     _warn_if_expiring(config, stored, where, expiry)
-    return stored
+    return stored, _KeyNote(config, stored, where)
 
 
 # -- TLS and proxies ------------------------------------------------------------------------------
@@ -3079,8 +3121,13 @@ def request(
         raise ConfigError(f"request(url=...): {e}") from None
     callers_auth = "authorization" in {name.lower() for name in all_headers}
     key = None
-    if auth and not callers_auth and _may_carry_key(origin, site):
-        key = _bearer_key(config, api_key)
+    note = None
+    if auth and not callers_auth:
+        if _may_carry_key(origin, site):
+            key, note = _bearer_key(config, api_key)
+        else:
+            note = _KeyNote(config, None, "", f"No API key is sent to {origin[0]}://{origin[1]}: "
+                            f"the key goes only to {config.domain}'s own hosts over https.")
     tls = _tls_options_for(site)
     for _ in range(_MAX_REDIRECTS + 1):
         sent_headers = dict(all_headers)
@@ -3100,6 +3147,7 @@ def request(
                            f"{origin[1]} is redirecting in a loop.")
     if api_version:
         _check_api_version(response, api_version)
+    response.key_note = note
     return response
 
 
@@ -3978,7 +4026,7 @@ def whoami(config: Config | None = None) -> JSONDict:
 
     config = config or resolve_config()
     response = request("GET", "/api/account", config=config)
-    if not response.ok and _bearer_key(config, None) is None:
+    if not response.ok and not response.sent_auth and _bearer_key(config, None)[0] is None:
         account: JSONDict = copy.deepcopy(_ANONYMOUS_ACCOUNT)
     else:
         response.raise_for_status()
@@ -4044,10 +4092,6 @@ def _config_for(args: Any, **overrides: Any) -> Config:
 def _offer_login(config: Config, error: AnacondaAuthError, action: Callable[[], int]) -> int:
     """On a terminal, offer to log in when a command needs it, then run the command again."""
     if _key_is_configured(config):  # a login would store a key that is never used
-        field = "api_key" if config.api_key else "keyring"
-        if isinstance(error, InvalidTokenError):
-            error.args = ((f"{error} The key comes from {config.sources.get(field)}: update or "
-                          "unset it there."),)
         raise error
     if not _is_interactive():
         raise error

@@ -302,3 +302,73 @@ def test_an_interactive_login_prints_the_expiry_of_the_new_key(oidc_provider, an
     lines = result.stderr.splitlines()
     assert f"✓ Logged in to {anaconda_api.domain}." in lines
     assert f"The API key expires on {_utc(aa.key_expiry(key))}." in lines
+
+
+# ==========================================================================================
+# 401/403: what happened to which key
+# ==========================================================================================
+
+KEY_CASES = {
+    # case: (where the key is, its state, the error request()/whoami() raise, words that say what happened)
+    "stored, revoked": ("store", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    "env var, revoked": ("env", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    ".env, revoked": ("dotenv", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    "config file, revoked": ("toml", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    "env var, expired": ("env", "expired", aa.InvalidTokenError, "expired on"),
+    "stored, expired": ("store", "expired", aa.LoginRequiredError, "expired on"),
+    "never there": ("store", "missing", aa.LoginRequiredError, "No API key for"),
+}
+
+
+def _key_case(tmp_path: Path, oidc_provider: Any, anaconda_api: Any, test_ca: Any, where: str,
+              state: str) -> tuple[dict[str, str], str, str]:
+    """Set up a key in ``where`` in ``state``: (CLI env, the key, the source the messages must name)."""
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    home = Path(env["HOME"])
+    key = anaconda_api.issue_key("alice", expires_in=-60 if state == "expired" else 86400 * 90)
+    if state == "revoked":
+        anaconda_api.revoke(key)
+    config_toml = home / ".anaconda" / "config.toml"
+    if where == "store" and state != "missing":
+        assert run_cli(["login", "--with-token", "--no-verify"], env, input=key).returncode in (0, 1)
+        if state == "expired":  # --with-token refuses an expired key: write it as the reference would
+            config = _config(env)
+            from tests.test_login import _store_raw
+
+            _store_raw(config, key)
+    elif where == "env":
+        env["ANACONDA_AUTH_API_KEY"] = key
+    elif where == "dotenv":
+        (home / ".env").write_text(f"ANACONDA_AUTH_API_KEY={key}\n")
+    elif where == "toml":
+        config_toml.parent.mkdir(parents=True, exist_ok=True)
+        config_toml.write_text(f'[plugin.auth]\napi_key = "{key}"\n')
+    source = {"store": f"file {home / '.anaconda' / 'keyring'}",
+              "env": "environment variable ANACONDA_AUTH_API_KEY",
+              "dotenv": f"{home / '.env'}: ANACONDA_AUTH_API_KEY",
+              "toml": f"{config_toml} [plugin.auth] api_key"}[where]
+    return env, key, source
+
+
+@pytest.mark.parametrize("case", list(KEY_CASES))
+def test_401_messages_say_what_happened_to_which_key_in_request_whoami_and_the_cli(
+        oidc_provider, anaconda_api, test_ca, tmp_path, case):
+    where, state, error, says = KEY_CASES[case]
+    env, key, source = _key_case(tmp_path, oidc_provider, anaconda_api, test_ca, where, state)
+    config = _config(env)
+    fix = "Update or unset it there" if where != "store" else "Log in"
+    with pytest.raises(error) as caught:
+        aa.request("GET", "/api/account", config=config).raise_for_status()
+    message = str(caught.value)
+    assert says in message and source in message and fix in message, message
+    assert key not in message
+    if error is aa.InvalidTokenError:  # whoami() without a key returns the anonymous account
+        with pytest.raises(error) as caught:
+            aa.whoami(config)
+        assert str(caught.value) == message
+    result = run_cli(["whoami"], env)
+    assert result.returncode == 3, result.stderr
+    line = _one_line(result.stderr)
+    assert source in line and fix in line and key not in line, line
+    assert says in line or (state == "expired" and "expired on" in line) or (
+        state == "missing" and "no API key" in line), line
