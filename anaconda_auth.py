@@ -43,6 +43,7 @@ __all__ = [
     "DeviceFlowTimeout",
     "HTTPError",
     "InvalidTokenError",
+    "KeyExpiringWarning",
     "LoginRequiredError",
     "NetworkError",
     "Response",
@@ -143,6 +144,11 @@ class HTTPError(AnacondaAuthError):
     def __init__(self, message: str, response: Response) -> None:
         super().__init__(message)
         self.response = response
+
+
+class KeyExpiringWarning(UserWarning):
+    """The API key in use expires within ``expiry_warning_days`` (given once per process;
+    ``warnings.filterwarnings("ignore", category=KeyExpiringWarning)`` silences it)."""
 
 
 _warned: set[str] = set()
@@ -294,8 +300,10 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "env_manager_channel": ("str", "anaconda-cloud"),
     "env_manager_package": ("str", "anaconda-env-manager"),
     "env_manager_version": ("envversion", None),
-    # Ours: how long the browser flow's loopback listener waits (seconds).
+    # Ours: how long the browser flow's loopback listener waits (seconds); how many days
+    # before a key expires to start saying so (0: never).
     "login_timeout": ("float", 300.0),
+    "expiry_warning_days": ("days", 30),
 }
 _DICT_KINDS = ("dict", "headers", "keyring")
 _SECRET_FIELDS = ("api_key", "keyring")
@@ -335,6 +343,7 @@ class Config:
     env_manager_package: str
     env_manager_version: str | None
     login_timeout: float
+    expiry_warning_days: int
     sources: Mapping[str, str]
     config_path: str
 
@@ -927,6 +936,15 @@ def _parse_field(name: str, raw: Any, source: str, from_text: bool) -> Any:
             raise _bad(source, f"{raw!r} is not a number", "Give a number of seconds") from None
     if kind == "ssl":
         return _parse_ssl_verify(raw, source)
+    if kind == "days":
+        try:
+            days = int(raw.strip() if isinstance(raw, str) else raw)
+        except (TypeError, ValueError):
+            days = -1
+        if isinstance(raw, (bool, float)) or days < 0:
+            raise _bad(source, f"{raw!r} is not a number of days",
+                       "Give a whole number of days, like 30 (0 turns the warning off)")
+        return days
     if not isinstance(raw, str):
         raise _bad(source, f"{raw!r} is not a string", "Quote the value")
     if kind == "storage" and raw not in ("anaconda-keyring", "system"):
@@ -1730,11 +1748,45 @@ def key_expiry(api_key: str) -> float | None:
     return None
 
 
-def _is_expired(api_key: str, now: float | None = None) -> bool:
-    # time.time() is seconds since the epoch in UTC whatever the local zone (the reference
-    # compared a local-time datetime with a UTC one and was off by the zone offset).
-    expiry = key_expiry(api_key)
-    return expiry is not None and expiry < (time.time() if now is None else now)
+class _KeyExpiry:
+    """When a key expires, decided in this one place: ``at`` (epoch seconds, None when the key
+    has no ``exp``), ``expired``, ``seconds_left`` (None when unknown), ``days_left`` (whole
+    days, None when unknown or expired) and ``date`` (UTC text, or "unknown")."""
+
+    __slots__ = ("at", "days_left", "expired", "seconds_left")
+
+    def __init__(self, api_key: str, now: float | None = None) -> None:
+        # time.time() is seconds since the epoch in UTC whatever the local zone (the reference
+        # compared a local-time datetime with a UTC one and was off by the zone offset).
+        self.at = key_expiry(api_key)
+        now = time.time() if now is None else now
+        self.seconds_left = None if self.at is None else self.at - now
+        self.expired = self.seconds_left is not None and self.seconds_left < 0
+        self.days_left = (None if self.seconds_left is None or self.expired
+                          else int(self.seconds_left // 86400))
+
+    @property
+    def date(self) -> str:
+        return "unknown" if self.at is None else _format_utc(self.at)
+
+    def within_days(self, days: int) -> bool:
+        """Whether the key expires, not yet expired, within ``days`` days (0: never true)."""
+        return (days > 0 and self.seconds_left is not None and not self.expired
+                and self.seconds_left < days * 86400)
+
+
+def _warn_if_expiring(config: Config, api_key: str, where: str,
+                      expiry: _KeyExpiry | None = None) -> None:
+    """Say once per process (KeyExpiringWarning) that the key in use expires soon."""
+    expiry = expiry or _KeyExpiry(api_key)
+    if not expiry.within_days(config.expiry_warning_days) or expiry.days_left is None:
+        return
+    when = "in less than a day" if expiry.days_left == 0 else (
+        f"in {expiry.days_left} day{'s' if expiry.days_left != 1 else ''}")
+    fix = ("Replace it there before then." if _configured_key_source(config) else
+           f"Renew it with: {_login_command(config)} --force")
+    _warn_once(f"The API key for {config.domain} (from {where}) expires on {expiry.date}, "
+               f"{when}. {fix}", KeyExpiringWarning)
 
 
 def _format_utc(epoch: float) -> str:
@@ -1744,13 +1796,24 @@ def _format_utc(epoch: float) -> str:
         return f"{epoch:g} (seconds since 1970, not a representable date)"
 
 
+def _configured_key_source(config: Config) -> str | None:
+    """Where a key set in the configuration comes from (an env variable, .env, a secret file,
+    config.toml, an argument), where no login can replace it; None when the key is stored."""
+    if config.api_key:
+        return config.sources.get("api_key", "configuration")
+    if config.keyring:
+        return f"keyring setting from {config.sources.get('keyring', 'configuration')}"
+    return None
+
+
 def _find_api_key(config: Config) -> tuple[str | None, str]:
     """(key, where it came from): config api_key, then the config keyring, then the store."""
+    configured = _configured_key_source(config)
     if config.api_key:
-        return config.api_key, config.sources.get("api_key", "configuration")
+        return config.api_key, str(configured)
     if config.keyring:
         entries = config.keyring.get(KEYRING_SERVICE, {})
-        where = f"keyring setting from {config.sources.get('keyring', 'configuration')}"
+        where = str(configured)
         for name in (config.domain, *LEGACY_DOMAINS.get(config.domain, ())):
             if name in entries:
                 return _decode_token(entries[name], f"{where}, entry {name}")["api_key"], where
@@ -1783,7 +1846,7 @@ class Response:
     ``body`` (bytes), ``url`` (after redirects), ``text``, ``json()``, ``ok``,
     ``raise_for_status()``."""
 
-    __slots__ = ("body", "headers", "reason", "sent_auth", "status", "url")
+    __slots__ = ("body", "headers", "key_note", "reason", "sent_auth", "status", "url")
 
     def __init__(self, status: int, reason: str, headers: Mapping[str, str], body: bytes,
                  url: str, sent_auth: bool) -> None:
@@ -1793,6 +1856,8 @@ class Response:
         self.body = body
         self.url = url
         self.sent_auth = sent_auth  # whether the final request carried the bearer key
+        # request() adds which key went (or why none did), for the 401/403 messages.
+        self.key_note: _KeyNote | None = None
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.url}>"
@@ -1840,21 +1905,56 @@ class Response:
         if self.ok:
             return
         error: AnacondaAuthError
+        explained = f" {self.key_note.explain(self)}" if self.key_note else ""
         if self.status in (401, 403) and self.error_code() == "auth_required":
+            # The reference's sentence first (callers match on it), then what happened to
+            # which key and what to do.
             if self.sent_auth:
-                error = InvalidTokenError("Your API key or login token is invalid.")
+                error = InvalidTokenError("Your API key or login token is invalid." + explained)
             else:
                 error = LoginRequiredError(
                     "You must login before using this API endpoint or provide an api_key to "
-                    "your client."
+                    "your client." + explained
                 )
             error.response = self
             raise error
         side = "Client" if self.status < 500 else "Server"
         raise HTTPError(
             f"{self.status} {side} Error: {self.reason} for url: {self.url}"
-            + (f": {_excerpt(self.text)}" if self.body else ""), self,
+            + (f": {_excerpt(self.text)}" if self.body else "")
+            + (explained if self.status in (401, 403) else ""), self,
         )
+
+
+class _KeyNote:
+    """Which key a request carried, or why it carried none: what a 401/403 message says."""
+
+    __slots__ = ("config", "key", "source", "why_none")
+
+    def __init__(self, config: Config, key: str | None, source: str, why_none: str = "") -> None:
+        self.config, self.key, self.source, self.why_none = config, key, source, why_none
+
+    def explain(self, response: Response) -> str:
+        config = self.config
+        if self.source == "the api_key argument":
+            fix = "Pass a key the site accepts."
+        elif self.source == _configured_key_source(config):
+            fix = "Update or unset it there: a login would not replace it."
+        else:
+            fix = f"Log in again with: {_login_command(config)} --force"
+        if self.key and not response.sent_auth:
+            return (f"The API key from {self.source} was not sent to {response.url}: a "
+                    "redirect left the site's own hosts.")
+        if self.key:
+            expiry = _KeyExpiry(self.key)
+            if expiry.expired:
+                return (f"The API key from {self.source} expired on {expiry.date}. {fix}")
+            return (f"{_host_port(response.url)[1]} refused the API key from {self.source}: it "
+                    f"was revoked, or is a key for another site. {fix}")
+        if self.why_none:
+            return self.why_none
+        return (f"No API key for {config.domain} was found in {self.source}. Log in with: "
+                f"{_login_command(config)}")
 
 
 def _excerpt(text: str, limit: int = 200) -> str:
@@ -2007,18 +2107,29 @@ def _may_carry_key(origin: tuple[str, str, int | None], site: _Site) -> bool:
     return (host, port) in site.hosts
 
 
-def _bearer_key(config: Config, api_key: str | None) -> str | None:
-    """The key to send: explicit, configured (no expiry check, as the reference), or stored and
-    unexpired. A missing or expired stored key sends nothing and raises nothing."""
+def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNote]:
+    """The key to send, and a note of where it came from (or why there is none): explicit,
+    configured (no expiry check, as the reference), or stored and unexpired. A missing or
+    expired stored key sends nothing and raises nothing."""
     if api_key:
-        return api_key
+        return api_key, _KeyNote(config, api_key, "the api_key argument")
     if config.api_key:
-        return config.api_key
+        return config.api_key, _KeyNote(config, config.api_key, str(_configured_key_source(config)))
     try:
-        stored, _ = _find_api_key(config)
-    except StorageError:
-        return None
-    return stored if stored and not _is_expired(stored) else None
+        stored, where = _find_api_key(config)
+    except StorageError as e:
+        return None, _KeyNote(config, None, "", f"The stored key could not be read: {e}")
+    if not stored:
+        return None, _KeyNote(config, None, where)
+    expiry = _KeyExpiry(stored)
+    if expiry.expired:
+        fix = ("Update or unset it there: a login would not replace it."
+               if _key_is_configured(config) else
+               f"Log in again with: {_login_command(config)} --force")
+        return None, _KeyNote(config, None, where, f"The API key from {where} expired on "
+                              f"{expiry.date}, so none was sent. {fix}")
+    _warn_if_expiring(config, stored, where, expiry)
+    return stored, _KeyNote(config, stored, where)
 
 
 # -- TLS and proxies ------------------------------------------------------------------------------
@@ -2387,8 +2498,13 @@ def request(
         raise ConfigError(f"request(url=...): {e}") from None
     callers_auth = "authorization" in {name.lower() for name in all_headers}
     key = None
-    if auth and not callers_auth and _may_carry_key(origin, site_info):
-        key = _bearer_key(config, api_key)
+    note = None
+    if auth and not callers_auth:
+        if _may_carry_key(origin, site_info):
+            key, note = _bearer_key(config, api_key)
+        else:
+            note = _KeyNote(config, None, "", f"No API key is sent to {origin[0]}://{origin[1]}: "
+                            f"the key goes only to {config.domain}'s own hosts over https.")
     tls = _tls_options_for(site_info)
     for _ in range(_MAX_REDIRECTS + 1):
         sent_headers = dict(all_headers)
@@ -2408,6 +2524,7 @@ def request(
                            f"{origin[1]} is redirecting in a loop.")
     if api_version:
         _check_api_version(response, api_version)
+    response.key_note = note
     return response
 
 
@@ -3083,20 +3200,20 @@ def get_api_key(config: Config | str | None = None, *, site: Config | str | None
             f"Login is required: no API key for {config.domain} was found in {where}. "
             f"Log in with: {_login_command(config)}"
         )
-    expiry = key_expiry(api_key)
-    if expiry is not None and expiry < time.time():
+    expiry = _KeyExpiry(api_key)
+    if expiry.expired:
         fix = ("Update or unset it there: a login would not replace it."
                if _key_is_configured(config) else
                f"Log in again with: {_login_command(config)} --force")
         raise TokenExpiredError(
-            f"The API key for {config.domain} (from {where}) expired on {_format_utc(expiry)}. "
-            + fix)
+            f"The API key for {config.domain} (from {where}) expired on {expiry.date}. " + fix)
+    _warn_if_expiring(config, api_key, where, expiry)
     return api_key
 
 
 def _key_is_configured(config: Config) -> bool:
     """Whether the key comes from the configuration, where no login can replace it."""
-    return bool(config.api_key or config.keyring)
+    return _configured_key_source(config) is not None
 
 
 def _login_command(config: Config) -> str:
@@ -3111,7 +3228,7 @@ def is_logged_in(config: Config | str | None = None, *, site: Config | str | Non
     login. A key of unknown expiry (not a JWT) counts. A damaged token store raises StorageError.
     """
     api_key, _ = _find_api_key(_coerce_config(config, site, "is_logged_in"))
-    return api_key is not None and api_key != "" and not _is_expired(api_key)
+    return api_key is not None and api_key != "" and not _KeyExpiry(api_key).expired
 
 
 def login(
@@ -3126,13 +3243,24 @@ def login(
     ssl_verify: bool | str | None = None,
     use_device_flow: bool | None = None,
     basic: bool = False,
+    verify: bool = True,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    open_url: Callable[[str], bool] | None = None,
+    stdin: Any = None,
+    stderr: Any = None,
 ) -> str:
     """Log in to the site and return its API key.
 
-    ``api_key=...`` stores a key obtained elsewhere (a bootstrap script provisioning a machine),
-    after checking it has not expired. Otherwise, unless ``force``, an unexpired key already
-    available is returned as is; else the interactive OpenID Connect login runs (``flow`` is
-    "device" or "browser"; default from ``use_device_flow``).
+    ``api_key=...`` stores a key obtained elsewhere (a bootstrap script provisioning a machine)
+    after checking it: its form, its JWT ``exp``, and (unless ``verify=False``, for images built
+    without network) that the server accepts it (``GET /api/account``); a refused key raises
+    InvalidTokenError, a network failure NetworkError, and nothing is stored. Otherwise, unless
+    ``force``, an unexpired key already available is returned as is; else the interactive
+    OpenID Connect login runs (``flow`` is "device" or "browser"; default from
+    ``use_device_flow``). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
+    whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
+    outside world; they default to the process's own.
 
     The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
     login; ``use_device_flow`` is ``flow="device"`` (True) or ``flow="browser"`` (False);
@@ -3155,34 +3283,108 @@ def login(
     if ssl_verify is not None:
         config = config.replace(ssl_verify=ssl_verify)
     if api_key is not None:
-        return _store_given_key(config, api_key)
+        return _store_given_key(config, api_key, verify=verify)[0]
     if not force:
-        existing, _ = _find_api_key(config)
-        if existing and not _is_expired(existing):
+        existing, where = _find_api_key(config)
+        if existing and not _KeyExpiry(existing).expired:
+            _warn_if_expiring(config, existing, where)
             return existing
-    return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout)
+    terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr)
+    return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout,
+                              terminal=terminal)
 
 
-def _store_given_key(config: Config, api_key: str) -> str:
+_MAX_KEY_LENGTH = 64 * 1024  # far above any real key; what --with-token reads from stdin at most
+
+
+def _check_key_form(api_key: str) -> str:
+    """The key without surrounding white space, or AuthenticationError saying what is wrong."""
     api_key = api_key.strip()
-    if not api_key or any(c.isspace() for c in api_key):
-        raise AuthenticationError("The API key is empty or contains white space; nothing was stored.")
-    expiry = key_expiry(api_key)
-    if expiry is not None and expiry < time.time():
+    if not api_key:
+        raise AuthenticationError("The API key is empty; nothing was stored.")
+    if any(c.isspace() for c in api_key):
         raise AuthenticationError(
-            f"The API key expired on {_format_utc(expiry)}; nothing was stored. "
+            "The API key contains white space or a line break; nothing was stored. Give the key "
+            "alone, on one line.")
+    if len(api_key) > _MAX_KEY_LENGTH or not all(" " < c < "\x7f" for c in api_key):
+        raise AuthenticationError(
+            "The API key contains characters an API key never has (or is longer than "
+            f"{_MAX_KEY_LENGTH // 1024} KiB); nothing was stored. Check that you copied the key.")
+    return api_key
+
+
+def _key_site_mismatch(config: Config, api_key: str) -> str | None:
+    """The issuer host when the key's JWT ``iss`` names another site than ``config``'s."""
+    issuer = (_jwt_claims(api_key) or {}).get("iss")
+    if not isinstance(issuer, str) or not issuer.startswith(("https://", "http://")):
+        return None
+    try:
+        host = _host_port(issuer)[1]
+    except ValueError:
+        return None
+    ours = {_host_port(f"https://{domain}")[1] for domain in (
+        config.domain, config.auth_domain, *LEGACY_DOMAINS.get(config.domain, ()))}
+    if any(host == h or host.endswith("." + h) or h.endswith("." + host) for h in ours):
+        return None
+    return host
+
+
+def _store_given_key(config: Config, api_key: str, *, verify: bool) -> tuple[str, JSONDict | None]:
+    """Check and store a key given by the caller: (key, the account the server named, or None
+    without ``verify``). Every check comes before the write, so a bad key changes nothing."""
+    api_key = _check_key_form(api_key)
+    expiry = _KeyExpiry(api_key)
+    if expiry.expired:
+        raise AuthenticationError(
+            f"The API key expired on {expiry.date}; nothing was stored. "
             "Create a new key and try again."
         )
+    other = _key_site_mismatch(config, api_key)
+    if other:
+        raise AuthenticationError(
+            f"The API key was issued by {other}, not by {config.domain}; nothing was stored. "
+            f"Use a key of {config.domain}, or select the key's site with --at.")
+    account = _verify_key(config, api_key) if verify else None
     _save_api_key(config, api_key)
-    return api_key
+    return api_key, account
+
+
+def _verify_key(config: Config, api_key: str) -> JSONDict:
+    """Ask the site whether it accepts ``api_key`` (GET /api/account); its account when it does."""
+    check = f"{CLI_NAME} login --with-token --no-verify"
+    try:
+        response = request("GET", "/api/account", config=config, api_key=api_key)
+    except NetworkError as e:
+        raise NetworkError(
+            f"Could not check the API key with {config.domain}: {e}. Nothing was stored. Try "
+            f"again when {config.domain} can be reached, or store the key unchecked with: "
+            f"{check} (login(..., verify=False))") from None
+    if response.status in (401, 403):
+        error = InvalidTokenError(
+            f"{config.domain} refused the API key (HTTP {response.status}); nothing was stored. "
+            f"The key may have been revoked, or belong to another site: create a new key for "
+            f"{config.domain} and try again.")
+        error.response = response
+        raise error
+    account = None
+    if response.ok:
+        try:
+            account = response.json()
+        except HTTPError:
+            account = None
+    if not isinstance(account, dict):
+        raise HTTPError(
+            f"Could not check the API key: GET {response.url} answered HTTP {response.status} "
+            f"{_excerpt(response.text, 100)}. Nothing was stored. Store the key unchecked with: "
+            f"{check}", response)
+    return account
 
 
 def _interactive_login(
     config: Config, *, flow: str | None, open_browser: bool, timeout: float | None,
-    terminal: _Terminal | None = None,
+    terminal: _Terminal,
 ) -> str:
     """Discover the endpoints, run the chosen flow, exchange the token, store the API key."""
-    terminal = terminal or _Terminal()
     if flow not in (None, "device", "browser"):
         raise ConfigError(f"login(flow={flow!r}): use 'device' or 'browser'")
     _load_stored_token(config)  # a damaged store is said now, not after the user has logged in
@@ -3209,10 +3411,10 @@ def logout(config: Config | str | None = None, *, site: Config | str | None = No
     """
     config = _coerce_config(config, site, "logout")
     deleted = _delete_stored_tokens(config)
-    if config.api_key or config.keyring:
-        field = "api_key" if config.api_key else "keyring"
+    configured = _configured_key_source(config)
+    if configured:
         _warn_once(
-            f"An API key for {config.domain} still comes from {config.sources.get(field)}; "
+            f"An API key for {config.domain} still comes from {configured}; "
             "remove it there to log out completely."
         )
     return deleted
@@ -3235,7 +3437,7 @@ def whoami(config: Config | str | None = None, *, site: Config | str | None = No
 
     config = _coerce_config(config, site, "whoami")
     response = request("GET", "/api/account", config=config)
-    if not response.ok and _bearer_key(config, None) is None:
+    if not response.ok and not response.sent_auth and _bearer_key(config, None)[0] is None:
         account: JSONDict = copy.deepcopy(_ANONYMOUS_ACCOUNT)
     else:
         response.raise_for_status()
@@ -3890,7 +4092,7 @@ _HIDDEN_SITE_FIELDS = (
     "api_key", "auth_domain_override", "client_id", "hash_hostname", "keyring", "keyring_path",
     "preferred_token_storage", "login_success_path", "login_error_path", "openid_config_path",
     "oidc_request_headers", "redirect_uri", "env_manager_channel", "env_manager_package",
-    "env_manager_version", "login_timeout",
+    "env_manager_version", "login_timeout", "expiry_warning_days",
 )
 
 
@@ -3933,10 +4135,6 @@ def _config_for(args: Any, **overrides: Any) -> Config:
 def _offer_login(config: Config, error: AnacondaAuthError, action: Callable[[], int]) -> int:
     """On a terminal, offer to log in when a command needs it, then run the command again."""
     if _key_is_configured(config):  # a login would store a key that is never used
-        field = "api_key" if config.api_key else "keyring"
-        if isinstance(error, InvalidTokenError):
-            error.args = ((f"{error} The key comes from {config.sources.get(field)}: update or "
-                          "unset it there."),)
         raise error
     if not _is_interactive():
         raise error
@@ -3989,27 +4187,63 @@ def _cmd_whoami(args: Any) -> int:
         return _offer_login(config, e, show)
 
 
+def _read_key_from_stdin() -> str | None:
+    """The key from standard input (hidden prompt on a terminal); None after a usage error."""
+    if sys.stdin.isatty():
+        import getpass
+
+        key = getpass.getpass("Paste the API key (input is not shown), then press Enter: ")
+    else:
+        # Read at most a little more than any key: a wrong file piped in (an image, a log) is
+        # refused at once instead of being read whole into memory.
+        key = sys.stdin.read(_MAX_KEY_LENGTH + 1)
+        if len(key) > _MAX_KEY_LENGTH:
+            _say(f"error: standard input holds more than {_MAX_KEY_LENGTH // 1024} KiB; an API "
+                 "key is one short line. Pipe in only the key: ... login --with-token < key.txt")
+            return None
+    if not key.strip():
+        _say("error: no API key on standard input (pipe it in: ... login --with-token < key.txt)")
+        return None
+    return key
+
+
+def _cmd_login_with_token(args: Any, config: Config) -> int:
+    key = _read_key_from_stdin()
+    if key is None:
+        return 2
+    try:
+        key, account = _store_given_key(config, key, verify=not args.no_verify)
+    except InvalidTokenError as e:  # a refusal of the key given here, not "log in first" (3)
+        _say(f"{type(e).__name__}: {e}")
+        return 1
+    expiry = _KeyExpiry(key)
+    until = ("expiry unknown" if expiry.at is None else f"the key expires on {expiry.date}")
+    if account is None:
+        _say(f"✓ Stored the API key for {config.domain} without checking it with the server; "
+             f"{until}.")
+    else:
+        user = account.get("user")
+        user = user if isinstance(user, dict) else {}
+        name = _printable(user.get("username") or user.get("email") or "?")
+        _say(f"✓ Logged in to {config.domain} as {name}; {until}.")
+    _say_if_configured_key_wins(config)
+    return 0
+
+
 def _cmd_login(args: Any) -> int:
     overrides = {} if args.ssl_verify is None else {"ssl_verify": args.ssl_verify}
     config = _config_for(args, **overrides)
     if args.with_token:
-        if sys.stdin.isatty():
-            import getpass
-
-            key = getpass.getpass("Paste the API key (input is not shown), then press Enter: ")
-        else:
-            key = sys.stdin.read().strip()
-        if not key:
-            _say("error: no API key on standard input (pipe it in: ... login --with-token < key.txt)")
-            return 2
-        login(config, api_key=key)
-        _say(f"✓ Stored the API key for {config.domain}.")
-        _say_if_configured_key_wins(config)
-        return 0
+        return _cmd_login_with_token(args, config)
+    if args.no_verify:
+        _say("error: --no-verify goes with --with-token (an interactive login gets its key from "
+             "the server)")
+        return 2
     existing, where = _find_api_key(config)
-    if existing and not _is_expired(existing) and not args.force:
-        expiry = key_expiry(existing)
-        until = f" until {_format_utc(expiry)}" if expiry else ""
+    expiry = _KeyExpiry(existing or "")
+    if existing and not expiry.expired and not args.force:
+        _warn_if_expiring(config, existing, where, expiry)
+        until = f" until {expiry.date}" if expiry.at is not None else ""
         if not _is_interactive() or not _ask_yes_no(
             f"You are already logged into Anaconda ({config.domain}){until}. "
             "Would you like to force a new login? [y/n] (n): "
@@ -4018,17 +4252,20 @@ def _cmd_login(args: Any) -> int:
                  "Use --force to log in again.")
             return 0
     flow = "device" if args.device else "browser" if args.browser else None
-    login(config, force=True, flow=flow, open_browser=not args.no_browser)
+    key = login(config, force=True, flow=flow, open_browser=not args.no_browser)
+    expiry = _KeyExpiry(key)
     _say(f"✓ Logged in to {config.domain}.")
+    _say("The API key's expiry is unknown." if expiry.at is None else
+         f"The API key expires on {expiry.date}.")
     _say_if_configured_key_wins(config)
     return 0
 
 
 def _say_if_configured_key_wins(config: Config) -> None:
-    if _key_is_configured(config):
-        field = "api_key" if config.api_key else "keyring"
-        _say(f"Note: {config.sources.get(field)} still sets the key that is used; unset it to "
-             "use the stored one.")
+    configured = _configured_key_source(config)
+    if configured:
+        _say(f"Note: {configured} still sets the key that is used; unset it to use the stored "
+             "one.")
 
 
 def _cmd_logout(args: Any) -> int:
@@ -4043,18 +4280,21 @@ def _cmd_logout(args: Any) -> int:
 def _key_status(config: Config) -> JSONDict:
     """What ``status`` reports: never the key itself."""
     api_key, where = _find_api_key(config)
-    expiry = key_expiry(api_key) if api_key else None
-    now = time.time()
+    expiry = _KeyExpiry(api_key or "")
+    if api_key:
+        _warn_if_expiring(config, api_key, where, expiry)
+    left = expiry.seconds_left
     return {
         "site": config.site,
         "domain": config.domain,
-        "logged_in": bool(api_key) and not (expiry is not None and expiry < now),
+        "logged_in": bool(api_key) and not expiry.expired,
         "key_source": where if api_key else None,
         "storage": config.preferred_token_storage,
         "keyring_path": config.keyring_path,
-        "expires_at": _format_utc(expiry) if expiry is not None else None,
-        "expired": expiry is not None and expiry < now,
-        "days_left": int((expiry - now) // 86400) if expiry is not None and expiry >= now else None,
+        "expires_at": None if expiry.at is None else expiry.date,
+        "expired": expiry.expired,
+        "days_left": expiry.days_left,
+        "expires_in_days": None if left is None else int(left // 86400),
     }
 
 
@@ -4353,7 +4593,11 @@ def _build_parser() -> Any:
     login_parser.add_argument("--no-browser", action="store_true",
                               help="never open a browser; print the URL instead")
     login_parser.add_argument("--with-token", action="store_true",
-                              help="read an API key from standard input and store it")
+                              help="read an API key from standard input, check it with the "
+                                   "server and store it")
+    login_parser.add_argument("--no-verify", action="store_true",
+                              help="with --with-token: store the key without asking the server "
+                                   "(only its expiry is checked)")
     verify = login_parser.add_mutually_exclusive_group()
     verify.add_argument("--ssl-verify", dest="ssl_verify", action="store_true", default=None,
                         help="verify TLS certificates (overrides the configuration)")

@@ -1110,7 +1110,7 @@ def test_sites_from_the_environment_name_the_variable_as_their_source(sandbox):
 
 
 def test_stored_value_is_byte_identical_to_the_reference(sandbox):
-    aa.login(sandbox.resolve(), api_key="abc")
+    aa.login(sandbox.resolve(), api_key="abc", verify=False)
     assert sandbox.keyring_bytes() == (
         b'{"Anaconda Cloud": {"anaconda.com": "' + REFERENCE_ABC_PAYLOAD.encode() + b'"}}'
     )
@@ -1119,7 +1119,7 @@ def test_stored_value_is_byte_identical_to_the_reference(sandbox):
 def test_resaving_keeps_username_and_repo_tokens_in_the_reference_field_order(sandbox):
     tokens = [{"token": "repo-t", "org_name": "org"}, {"token": "repo-u"}]
     sandbox.store("anaconda.com", "old-key", username="alice", repo_tokens=tokens)
-    aa.login(sandbox.resolve(), api_key="new-key")
+    aa.login(sandbox.resolve(), api_key="new-key", verify=False)
     value = sandbox.read_keyring()[SERVICE]["anaconda.com"]  # type: ignore[index]
     assert base64.b64decode(value).decode() == (
         '{"domain":"anaconda.com","api_key":"new-key","username":"alice",'
@@ -1130,7 +1130,7 @@ def test_resaving_keeps_username_and_repo_tokens_in_the_reference_field_order(sa
 def test_file_store_keeps_other_domains_and_services_in_the_reference_layout(sandbox):
     a_value = payload_b64("a.example", "key-a")
     sandbox.write_keyring({"other service": {"u": "p"}, SERVICE: {"a.example": a_value}})
-    aa.login(sandbox.resolve(domain="b.example"), api_key="key-b")
+    aa.login(sandbox.resolve(domain="b.example"), api_key="key-b", verify=False)
     b_value = payload_b64("b.example", "key-b")
     assert sandbox.keyring_bytes() == (
         f'{{"other service": {{"u": "p"}}, "Anaconda Cloud": {{"a.example": "{a_value}", "b.example": "{b_value}"}}}}'
@@ -1144,7 +1144,7 @@ def test_file_store_keeps_other_domains_and_services_in_the_reference_layout(san
 def test_file_store_is_created_0600_in_a_new_0700_directory(sandbox):
     old_umask = os.umask(0o022)
     try:
-        aa.login(sandbox.resolve(), api_key="abc")
+        aa.login(sandbox.resolve(), api_key="abc", verify=False)
     finally:
         os.umask(old_umask)
     assert modes_of(sandbox.anaconda_dir) == 0o700
@@ -1154,13 +1154,13 @@ def test_file_store_is_created_0600_in_a_new_0700_directory(sandbox):
 def test_a_world_readable_store_from_the_reference_becomes_0600_on_save(sandbox):
     sandbox.store("anaconda.com", "old")
     os.chmod(sandbox.keyring_file, 0o644)
-    aa.login(sandbox.resolve(), api_key="new")
+    aa.login(sandbox.resolve(), api_key="new", verify=False)
     assert modes_of(sandbox.keyring_file) == 0o600
 
 
 def test_saving_leaves_no_temporary_files(sandbox):
     for index in range(5):
-        aa.login(sandbox.resolve(domain=f"host{index}.example"), api_key=f"k{index}")
+        aa.login(sandbox.resolve(domain=f"host{index}.example"), api_key=f"k{index}", verify=False)
     aa.logout(sandbox.resolve(domain="host0.example"))
     assert sandbox.leftover_files() == []
     assert len(sandbox.stored_entries()) == 4
@@ -1175,7 +1175,7 @@ def test_a_failure_during_the_write_leaves_the_old_file_intact(sandbox, monkeypa
 
     monkeypatch.setattr(os, failing, boom)
     with pytest.raises(aa.StorageError) as info:
-        aa.login(sandbox.resolve(), api_key="new-key")
+        aa.login(sandbox.resolve(), api_key="new-key", verify=False)
     monkeypatch.undo()
     assert str(sandbox.keyring_file) in str(info.value)
     assert sandbox.keyring_bytes() == before
@@ -1187,7 +1187,7 @@ def test_saving_through_a_symlink_updates_its_target(sandbox):
     target.parent.mkdir()
     sandbox.anaconda_dir.mkdir()
     sandbox.keyring_file.symlink_to(target)
-    aa.login(sandbox.resolve(), api_key="abc")
+    aa.login(sandbox.resolve(), api_key="abc", verify=False)
     assert sandbox.keyring_file.is_symlink()
     assert json.loads(target.read_bytes())[SERVICE]["anaconda.com"] == REFERENCE_ABC_PAYLOAD
 
@@ -1202,7 +1202,7 @@ configs = [aa.resolve_config(domain=f"host{index}-{j}.example", environ=environ,
 print("ready", flush=True)
 sys.stdin.readline()  # the start line: every writer is loaded before any of them writes
 for config in configs:
-    aa.login(config, api_key=f"key-{config.domain}")
+    aa.login(config, api_key=f"key-{config.domain}", verify=False)
 """
 
 
@@ -1254,7 +1254,7 @@ def test_corrupt_keyring_file_is_never_overwritten(sandbox, content):
     sandbox.write_keyring(content)
     config = sandbox.resolve()
     with pytest.raises(aa.StorageError) as info:
-        aa.login(config, api_key="new-key")
+        aa.login(config, api_key="new-key", verify=False)
     assert str(sandbox.keyring_file) in str(info.value)
     assert "mv " in str(info.value) or "Move" in str(info.value)  # says how to recover
     with pytest.raises(aa.StorageError):
@@ -1268,7 +1268,7 @@ def test_corrupt_keyring_file_is_never_overwritten(sandbox, content):
 @pytest.mark.parametrize("content", CORRUPT_FILES.values(), ids=list(CORRUPT_FILES))
 def test_cli_with_a_corrupt_keyring_file_exits_1_and_keeps_it(sandbox, content):
     sandbox.write_keyring(content)
-    for args, stdin in ((("api-key",), None), (("login", "--with-token"), "new-key\n"),
+    for args, stdin in ((("api-key",), None), (("login", "--with-token", "--no-verify"), "new-key\n"),
                         (("logout",), None)):
         result = sandbox.cli(*args, stdin=stdin)
         assert_ok(result, 1)
@@ -1285,12 +1285,12 @@ def test_entry_that_is_not_base64_is_reported_and_other_entries_survive(sandbox)
     assert "anaconda.com" in str(info.value) and str(sandbox.keyring_file) in str(info.value)
     assert "login" in str(info.value)  # says how to recover
     # Storing for another site leaves the damaged entry exactly as it was.
-    aa.login(sandbox.resolve(domain="third.example"), api_key="third-key")
+    aa.login(sandbox.resolve(domain="third.example"), api_key="third-key", verify=False)
     stored = sandbox.read_keyring()[SERVICE]  # type: ignore[index]
     assert stored["anaconda.com"] == "%%% not base64 %%%"
     assert stored["other.example"] == good
     # Logging in again for the damaged site is the recovery the message names.
-    aa.login(sandbox.resolve(), api_key="fresh-key")
+    aa.login(sandbox.resolve(), api_key="fresh-key", verify=False)
     assert aa.get_api_key(sandbox.resolve()) == "fresh-key"
 
 
@@ -1316,9 +1316,9 @@ def test_keyring_path_that_is_a_directory_is_reported_and_left_alone(sandbox):
     with pytest.raises(aa.StorageError, match="directory"):
         aa.get_api_key(config)
     with pytest.raises(aa.StorageError, match="directory"):
-        aa.login(config, api_key="new-key")
+        aa.login(config, api_key="new-key", verify=False)
     assert (sandbox.keyring_file / "inside").read_text() == "x"
-    result = sandbox.cli("login", "--with-token", stdin="new-key\n")
+    result = sandbox.cli("login", "--with-token", "--no-verify", stdin="new-key\n")
     assert_ok(result, 1)
     assert "directory" in result.stderr and str(sandbox.keyring_file) in result.stderr
     assert_no_traceback(result)
@@ -1330,7 +1330,7 @@ def test_unreadable_keyring_file_is_reported_and_left_alone(sandbox):
     os.chmod(sandbox.keyring_file, 0)
     prefix = drop_file_permission_override()
     try:
-        for args, stdin in ((("api-key",), None), (("login", "--with-token"), "new-key\n")):
+        for args, stdin in ((("api-key",), None), (("login", "--with-token", "--no-verify"), "new-key\n")):
             result = sandbox.cli(*args, stdin=stdin, prefix=prefix)
             assert_ok(result, 1)
             assert "permission denied" in result.stderr.lower()
@@ -1398,7 +1398,7 @@ def test_legacy_entries_belong_only_to_anaconda_com(sandbox):
 def test_system_storage_without_a_bus_falls_back_to_the_file_with_one_warning(sandbox):
     env = {"ANACONDA_AUTH_PREFERRED_TOKEN_STORAGE": "system"}  # cli_env has no D-Bus address
     started = time.monotonic()
-    result = sandbox.cli("login", "--with-token", stdin="fallback-key\n", env=env)
+    result = sandbox.cli("login", "--with-token", "--no-verify", stdin="fallback-key\n", env=env)
     elapsed = time.monotonic() - started
     print(f"login --with-token with 'system' storage and no bus took {elapsed:.2f} s")
     assert_ok(result)
@@ -1441,7 +1441,7 @@ def test_store_on_a_file_that_cannot_be_renamed_over_is_rewritten_in_place(sandb
 
     monkeypatch.setattr(os, "replace", busy)
     inode = sandbox.keyring_file.stat().st_ino
-    aa.login(sandbox.resolve(), api_key="new-key")
+    aa.login(sandbox.resolve(), api_key="new-key", verify=False)
     assert sandbox.keyring_file.stat().st_ino == inode  # the same file, rewritten
     assert {d: e["api_key"] for d, e in sandbox.stored_entries().items()} == {
         "other.example": "other-key", "anaconda.com": "new-key"}
@@ -1455,7 +1455,7 @@ def test_root_rewriting_a_users_store_keeps_the_user_as_owner(sandbox):
                     pytrace=False)
     sandbox.store("other.example", "other-key")
     os.chown(sandbox.keyring_file, 65534, 65534)
-    aa.login(sandbox.resolve(), api_key="new-key")
+    aa.login(sandbox.resolve(), api_key="new-key", verify=False)
     info = sandbox.keyring_file.stat()
     assert (info.st_uid, info.st_gid) == (65534, 65534)
     assert stat.S_IMODE(info.st_mode) == 0o600
@@ -1561,7 +1561,7 @@ UNKNOWN_EXPIRY_KEYS = {
 @pytest.mark.parametrize("key", UNKNOWN_EXPIRY_KEYS.values(), ids=list(UNKNOWN_EXPIRY_KEYS))
 def test_key_with_unknown_expiry_is_used_as_is(sandbox, key):
     config = sandbox.resolve()
-    assert aa.login(config, api_key=key) == key
+    assert aa.login(config, api_key=key, verify=False) == key
     assert aa.get_api_key(config) == key
     result = sandbox.cli("api-key")
     assert_ok(result)
@@ -1586,28 +1586,28 @@ def test_status_of_a_key_expiring_beyond_the_platform_clock_does_not_crash(sandb
 def test_login_with_api_key_stores_it_and_returns_it(sandbox):
     key = key_expiring_in(86400)
     config = sandbox.resolve()
-    assert aa.login(config, api_key=key) == key
+    assert aa.login(config, api_key=key, verify=False) == key
     assert sandbox.stored_entries()["anaconda.com"] == json.loads(payload_json("anaconda.com", key))
     assert aa.get_api_key(config) == key
 
 
 def test_login_with_api_key_stores_under_the_selected_sites_domain(sandbox):
     sandbox.write_config(TWO_SITES)
-    aa.login(sandbox.resolve("beta"), api_key="beta-key")
+    aa.login(sandbox.resolve("beta"), api_key="beta-key", verify=False)
     assert set(sandbox.stored_entries()) == {"beta.example:8443"}
 
 
 def test_login_refuses_an_expired_key_and_stores_nothing(sandbox):
     before = sandbox.store("anaconda.com", "still-good")
     with pytest.raises(aa.AuthenticationError, match="expired"):
-        aa.login(sandbox.resolve(), api_key=key_expiring_in(-60))
+        aa.login(sandbox.resolve(), api_key=key_expiring_in(-60), verify=False)
     assert sandbox.keyring_bytes() == before
 
 
 @pytest.mark.parametrize("bad", ["", "   ", "two words"])
 def test_login_refuses_an_empty_or_spaced_key(sandbox, bad):
     with pytest.raises(aa.AuthenticationError):
-        aa.login(sandbox.resolve(), api_key=bad)
+        aa.login(sandbox.resolve(), api_key=bad, verify=False)
     assert sandbox.keyring_bytes() is None
 
 
@@ -1703,8 +1703,8 @@ def test_get_api_key_is_logged_in_and_logout_take_any_spelling_of_a_site(process
 @pytest.mark.parametrize("spelling", SITE_SPELLINGS.values(), ids=list(SITE_SPELLINGS))
 def test_login_with_a_key_stores_it_under_the_site_however_it_is_named(process_sandbox, spelling):
     key = key_expiring_in(3600)
-    assert aa.login(spelling(process_sandbox), api_key=key) == key
-    assert aa.login(site=spelling(process_sandbox), api_key=key) == key
+    assert aa.login(spelling(process_sandbox), api_key=key, verify=False) == key
+    assert aa.login(site=spelling(process_sandbox), api_key=key, verify=False) == key
     assert process_sandbox.stored_entries()["beta.example:8443"]["api_key"] == key
     assert process_sandbox.stored_entries()["alpha.example"]["api_key"] == "alpha-key"
 
@@ -1718,7 +1718,7 @@ PUBLIC_SITE_FUNCTIONS: dict[str, Callable[..., Any]] = {
     "get_api_key": aa.get_api_key,
     "is_logged_in": aa.is_logged_in,
     "logout": aa.logout,
-    "login": lambda *a, **kw: aa.login(*a, api_key="some-key", **kw),
+    "login": lambda *a, **kw: aa.login(*a, api_key="some-key", verify=False, **kw),
     "whoami": aa.whoami,
     "request": lambda *a, **kw: aa.request("GET", "/api/account", *a, **kw),
 }
@@ -1884,7 +1884,7 @@ def test_unknown_command_is_a_usage_error(sandbox):
 
 
 def test_api_key_prints_only_the_key_on_stdout(sandbox):
-    key = key_expiring_in(3600)
+    key = key_expiring_in(90 * 86400)  # beyond expiry_warning_days: nothing at all on stderr
     sandbox.store("anaconda.com", key)
     result = sandbox.cli("api-key")
     assert_ok(result)
@@ -1939,7 +1939,7 @@ def test_api_key_with_extra_arguments_is_a_usage_error(sandbox):
 # key is stored) and no network: the output must name beta's key or domain, never alpha's.
 SITE_COMMANDS: dict[str, tuple[list[str], str | None, int]] = {
     # name: (argv without --at, stdin, exit code)
-    "login": (["login", "--with-token"], "new-beta-key\n", 0),
+    "login": (["login", "--with-token", "--no-verify"], "new-beta-key\n", 0),
     "logout": (["logout"], None, 0),
     "api-key": (["api-key"], None, 0),
     "status": (["status", "--json"], None, 0),
@@ -2291,7 +2291,7 @@ def test_sites_without_a_subcommand_prints_usage(sandbox):
 
 def test_login_with_token_stores_the_key_from_stdin(sandbox):
     key = key_expiring_in(86400)
-    result = sandbox.cli("login", "--with-token", stdin=key + "\n")
+    result = sandbox.cli("login", "--with-token", "--no-verify", stdin=key + "\n")
     assert_ok(result)
     assert sandbox.stored_entries()["anaconda.com"]["api_key"] == key
     assert key not in result.stdout + result.stderr
@@ -2301,7 +2301,7 @@ def test_login_with_token_stores_the_key_from_stdin(sandbox):
 
 def test_login_with_token_at_a_site(sandbox):
     sandbox.write_config(TWO_SITES)
-    result = sandbox.cli("--at", "beta", "login", "--with-token", stdin="beta-key\n")
+    result = sandbox.cli("--at", "beta", "login", "--with-token", "--no-verify", stdin="beta-key\n")
     assert_ok(result)
     assert set(sandbox.stored_entries()) == {"beta.example:8443"}
 
@@ -2309,7 +2309,7 @@ def test_login_with_token_at_a_site(sandbox):
 def test_login_with_token_refuses_an_expired_key_with_exit_1_and_stores_nothing(sandbox):
     before = sandbox.store("anaconda.com", "good-key")
     expired = key_expiring_in(-3600)
-    result = sandbox.cli("login", "--with-token", stdin=expired + "\n")
+    result = sandbox.cli("login", "--with-token", "--no-verify", stdin=expired + "\n")
     assert_ok(result, 1)
     assert "expired" in result.stderr
     assert expired not in result.stdout + result.stderr
@@ -2320,7 +2320,7 @@ def test_login_with_token_refuses_an_expired_key_with_exit_1_and_stores_nothing(
 @pytest.mark.parametrize("stdin", ["", "\n", "   \n\n"])
 def test_login_with_token_and_empty_stdin_exits_2(sandbox, stdin):
     before = sandbox.store("anaconda.com", "good-key")
-    result = sandbox.cli("login", "--with-token", stdin=stdin)
+    result = sandbox.cli("login", "--with-token", "--no-verify", stdin=stdin)
     assert_ok(result, 2)
     assert "stdin" in result.stderr.lower() or "standard input" in result.stderr.lower()
     assert sandbox.keyring_bytes() == before
@@ -2336,14 +2336,14 @@ def test_login_never_takes_the_key_from_argv(sandbox, argv):
 
 def test_login_with_token_keeps_username_and_repo_tokens(sandbox):
     sandbox.store("anaconda.com", "old", username="dora", repo_tokens=[{"token": "t"}])
-    assert_ok(sandbox.cli("login", "--with-token", stdin="new\n"))
+    assert_ok(sandbox.cli("login", "--with-token", "--no-verify", stdin="new\n"))
     assert sandbox.stored_entries()["anaconda.com"] == {
         "domain": "anaconda.com", "api_key": "new", "username": "dora",
         "repo_tokens": [{"token": "t"}], "version": 2}
 
 
 def test_login_with_token_says_when_a_configured_key_still_wins(sandbox):
-    result = sandbox.cli("login", "--with-token", stdin="stored-key\n",
+    result = sandbox.cli("login", "--with-token", "--no-verify", stdin="stored-key\n",
                          env={"ANACONDA_AUTH_API_KEY": "env-key"})
     assert_ok(result)
     assert "ANACONDA_AUTH_API_KEY" in result.stderr
@@ -2374,7 +2374,7 @@ def test_cli_logout_warns_when_the_environment_key_still_applies(sandbox):
 COMMANDS = [
     (("api-key",), None), (("status",), None), (("status", "--json"), None), (("config",), None),
     (("config", "--json"), None), (("sites", "list"), None), (("sites", "show"), None),
-    (("sites", "show", "--all"), None), (("logout",), None), (("login", "--with-token"), "k\n"),
+    (("sites", "show", "--all"), None), (("logout",), None), (("login", "--with-token", "--no-verify"), "k\n"),
 ]
 BAD_CONFIGS = {
     "malformed-toml": ({}, '[plugin.auth]\ndomain = "x"\nbroken = = 2\nother = 3\n'),
@@ -2491,7 +2491,7 @@ def test_terminal_prompt_answered_yes_starts_the_login(sandbox):
 
 def test_login_with_token_on_a_terminal_reads_one_pasted_line(sandbox):
     code, output = run_on_terminal(
-        [*CLI, "login", "--with-token"], sandbox.cli_env(), sandbox.cwd,
+        [*CLI, "login", "--with-token", "--no-verify"], sandbox.cli_env(), sandbox.cwd,
         [("Paste the API key", type_line("pasted-key"))],
     )
     assert code == 0, output
@@ -2500,7 +2500,7 @@ def test_login_with_token_on_a_terminal_reads_one_pasted_line(sandbox):
 
 def test_interrupt_exits_130_without_a_traceback(sandbox):
     code, output = run_on_terminal(
-        [*CLI, "login", "--with-token"], sandbox.cli_env(), sandbox.cwd,
+        [*CLI, "login", "--with-token", "--no-verify"], sandbox.cli_env(), sandbox.cwd,
         [("Paste the API key", lambda proc, master: proc.send_signal(signal.SIGINT))],
     )
     assert code == 130, output

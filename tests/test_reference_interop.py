@@ -250,7 +250,7 @@ REPO_TOKENS = [{"token": "repo-t1", "org_name": "org1"}, {"token": "repo-t2"}]
 
 OURS_LOGIN = """
 key = {key!r}
-out = {{"returned": aa.login(aa.resolve_config(), api_key=key, force=True)}}
+out = {{"returned": aa.login(aa.resolve_config(), api_key=key, force=True, verify=False)}}
 """
 OURS_GET_KEY = """
 try:

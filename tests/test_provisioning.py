@@ -1,0 +1,374 @@
+"""Tests of provisioning a machine (issue 10): keys checked with the server before they are
+stored, bad keys refused with one line, expiry told in advance, 401/403 messages that say what
+happened to which key, the never-open-a-browser setting, logout's notice, the ``request``
+command, ``--quiet``, and the README's bootstrap script run as written.
+
+Real parts (tests/conftest.py): the stand-in Anaconda API over loopback HTTPS (it issues keys,
+answers ``/api/account`` for them, refuses revoked and expired ones), the real OpenID provider
+behind it, the CLI as a subprocess in a temporary HOME. A network failure is a closed loopback
+port, never an outside address.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import anaconda_auth as aa
+from tests.anaconda_api import make_jwt
+from tests.test_login import _keyring_file, _site_env, run_cli
+from tests.tools import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _utc(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+
+
+def _env(tmp_path: Path, oidc_provider: Any, anaconda_api: Any, test_ca: Any, **extra: str) -> dict[str, str]:
+    return _site_env(tmp_path, oidc_provider, anaconda_api, test_ca, **extra)
+
+
+def _config(env: dict[str, str], **overrides: Any) -> aa.Config:
+    """The Config the CLI resolves from ``env``, in this process."""
+    return aa.resolve_config(environ=env, home=env["HOME"], cwd=env["HOME"], **overrides)
+
+
+def _stored(env: dict[str, str]) -> bytes | None:
+    path = _keyring_file(env)
+    return path.read_bytes() if path.exists() else None
+
+
+def _account_requests(anaconda_api: Any) -> list[Any]:
+    return [r for r in anaconda_api.requests if r.url_path == "/api/account"]
+
+
+def _one_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+# ==========================================================================================
+# Checking a key before storing it
+# ==========================================================================================
+
+
+def test_with_token_checks_the_key_with_the_server_then_stores_it_and_names_the_account(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice", expires_in=90 * 86400)
+    result = run_cli(["login", "--with-token"], env, input=key + "\n")
+    assert result.returncode == 0, result.stderr
+    [check] = _account_requests(anaconda_api)
+    assert check.headers["Authorization"] == f"Bearer {key}"
+    expiry = _utc(aa.key_expiry(key))
+    assert f"✓ Logged in to {anaconda_api.domain} as alice; the key expires on {expiry}." in result.stderr
+    assert key not in result.stdout + result.stderr
+    assert run_cli(["api-key"], env).stdout == key + "\n"
+
+
+def test_with_token_refused_by_the_server_exits_1_and_keeps_the_stored_key(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    good = anaconda_api.issue_key("alice")
+    assert run_cli(["login", "--with-token"], env, input=good).returncode == 0
+    before = _stored(env)
+    revoked = anaconda_api.issue_key("alice")
+    anaconda_api.revoke(revoked)
+    result = run_cli(["login", "--with-token"], env, input=revoked + "\n")
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert f"{anaconda_api.domain} refused the API key (HTTP 401); nothing was stored" in line
+    assert "revoked" in line and "create a new key" in line
+    assert _stored(env) == before
+
+
+def test_login_api_key_refused_raises_invalid_token_error_and_stores_nothing(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    config = _config(_env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    never_issued = make_jwt({"sub": "mallory", "exp": int(time.time()) + 86400})
+    with pytest.raises(aa.InvalidTokenError, match="refused the API key"):
+        aa.login(config, api_key=never_issued)
+    assert not Path(config.keyring_path).exists()
+    key = anaconda_api.issue_key("bob")
+    assert aa.login(config, api_key=key) == key == aa.get_api_key(config)
+
+
+def test_with_token_when_the_server_cannot_be_reached_exits_1_naming_host_and_cause(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    port = free_port()
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, ANACONDA_AUTH_DOMAIN=f"127.0.0.1:{port}")
+    result = run_cli(["login", "--with-token"], env, input=anaconda_api.issue_key() + "\n")
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert f"127.0.0.1:{port}" in line and "could not connect" in line and "Nothing was stored" in line
+    assert "--no-verify" in line and "Traceback" not in line
+    assert _stored(env) is None
+    with pytest.raises(aa.NetworkError, match=f"127.0.0.1:{port}"):
+        aa.login(_config(env), api_key=anaconda_api.issue_key())
+    assert _stored(env) is None
+
+
+def test_verification_honours_the_tls_settings(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    del env["ANACONDA_AUTH_SSL_VERIFY"]  # the test CA is not trusted now
+    result = run_cli(["login", "--with-token"], env, input=anaconda_api.issue_key() + "\n")
+    assert result.returncode == 1 and "certificate" in result.stderr, result.stderr
+    assert _account_requests(anaconda_api) == [] and _stored(env) is None
+
+
+def test_no_verify_stores_without_the_network_after_the_offline_expiry_check(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, ANACONDA_AUTH_DOMAIN=f"127.0.0.1:{free_port()}")
+    key = make_jwt({"sub": "image", "exp": int(time.time()) + 200 * 86400})
+    result = run_cli(["login", "--with-token", "--no-verify"], env, input=key + "\n")
+    assert result.returncode == 0, result.stderr
+    assert "without checking it with the server" in result.stderr and _utc(aa.key_expiry(key)) in result.stderr
+    assert run_cli(["api-key"], env).stdout == key + "\n"
+    expired = make_jwt({"sub": "image", "exp": int(time.time()) - 60})
+    refused = run_cli(["login", "--with-token", "--no-verify"], env, input=expired + "\n")
+    assert refused.returncode == 1 and "expired" in _one_line(refused.stderr)
+    opaque = run_cli(["login", "--with-token", "--no-verify"], env, input="opaque-key-123\n")
+    assert opaque.returncode == 0 and "expiry unknown" in opaque.stderr, opaque.stderr
+    config = _config(env)
+    assert aa.login(config, api_key=key, verify=False) == key == aa.get_api_key(config)
+
+
+def test_no_verify_only_goes_with_with_token(oidc_provider, anaconda_api, test_ca, tmp_path):
+    result = run_cli(["login", "--no-verify"], _env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    assert result.returncode == 2 and "--with-token" in result.stderr
+
+
+# ==========================================================================================
+# Bad keys: one line, nothing stored changes
+# ==========================================================================================
+
+TEN_MB = "k" * (10 * 1024 * 1024)
+BAD_KEYS = {
+    "empty": ("", 2, "no API key on standard input"),
+    "only white space": ("  \n\t\n", 2, "no API key on standard input"),
+    "space inside": ("two words\n", 1, "white space"),
+    "newline inside": ("first-line\nsecond-line\n", 1, "line break"),
+    "control character": ("abc\x07def\n", 1, "characters an API key never has"),
+    "10 MB on stdin": (TEN_MB, 2, "more than 64 KiB"),
+    "another site's key": (make_jwt({"sub": "x", "iss": "https://auth.elsewhere.example/",
+                                     "exp": int(time.time()) + 86400}) + "\n", 1, "auth.elsewhere.example"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_KEYS))
+def test_a_bad_key_is_one_line_error_and_nothing_stored_changes(oidc_provider, anaconda_api, test_ca, tmp_path, case):
+    stdin, code, says = BAD_KEYS[case]
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    good = anaconda_api.issue_key("alice")
+    assert run_cli(["login", "--with-token"], env, input=good).returncode == 0
+    before = _stored(env)
+    checks = len(_account_requests(anaconda_api))
+    result = run_cli(["login", "--with-token"], env, input=stdin)
+    assert result.returncode == code, result.stderr[:500]
+    assert says in _one_line(result.stderr)
+    assert _stored(env) == before
+    assert len(_account_requests(anaconda_api)) == checks  # refused before asking the server
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("bad", ["", " ", "a b", "a\nb", "a\x00b", "x" * (70 * 1024)])
+def test_login_api_key_refuses_a_malformed_key_before_any_request(oidc_provider, anaconda_api, test_ca, tmp_path, bad):
+    config = _config(_env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    with pytest.raises(aa.AuthenticationError):
+        aa.login(config, api_key=bad)
+    assert anaconda_api.requests == [] and not Path(config.keyring_path).exists()
+
+
+def test_a_key_of_the_sites_own_issuer_or_a_subdomain_is_not_another_sites(tmp_path):
+    config = aa.resolve_config(environ={"HOME": str(tmp_path)}, home=str(tmp_path), cwd=str(tmp_path))
+    exp = int(time.time()) + 86400
+    for issuer in ("https://anaconda.com", "https://auth.anaconda.com/api", "https://anaconda.cloud/x"):
+        key = make_jwt({"iss": issuer, "exp": exp})
+        assert aa.login(config, api_key=key, verify=False) == key
+    with pytest.raises(aa.AuthenticationError, match="issued by notanaconda.com"):
+        aa.login(config, api_key=make_jwt({"iss": "https://notanaconda.com", "exp": exp}), verify=False)
+
+
+# ==========================================================================================
+# Expiry told in advance
+# ==========================================================================================
+
+TEN_DAYS = 10 * 86400 + 3600
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning:")]
+
+
+def test_every_command_warns_once_on_stderr_when_the_key_expires_within_30_days(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice", expires_in=TEN_DAYS)
+    login = run_cli(["login", "--with-token"], env, input=key)
+    assert login.returncode == 0, login.stderr
+    date = _utc(aa.key_expiry(key))
+    for command in (["api-key"], ["status"], ["whoami"], ["login"]):
+        result = run_cli(command, env)
+        assert result.returncode == 0, result.stderr
+        [line] = _warnings(result.stderr)
+        assert f"expires on {date}, in 10 days" in line and "login --force" in line, line
+        assert key not in result.stderr
+    api_key = run_cli(["api-key"], env)
+    assert api_key.stdout == key + "\n"  # stdout stays exactly the key
+    status = json.loads(run_cli(["status", "--json"], env).stdout)
+    assert status["expires_in_days"] == 10 and status["days_left"] == 10
+
+
+def test_a_configured_key_expiring_soon_says_to_replace_it_where_it_is_set(tmp_path):
+    key = make_jwt({"sub": "ci", "exp": int(time.time()) + TEN_DAYS})
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ANACONDA_AUTH_API_KEY": key}
+    result = run_cli(["api-key"], env)
+    [line] = _warnings(result.stderr)
+    assert "environment variable ANACONDA_AUTH_API_KEY" in line and "Replace it there" in line
+
+
+@pytest.mark.parametrize("where, days, warns", [
+    ("default", None, True),
+    ("plugin.auth", "0", False),
+    ("plugin.auth", "11", True),
+    ("site", "5", False),
+    ("env", "0", False),
+    ("env", "45", True),
+])
+def test_expiry_warning_days_setting(tmp_path, where, days, warns):
+    home = tmp_path / "home"
+    (home / ".anaconda").mkdir(parents=True)
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    if where == "plugin.auth":
+        (home / ".anaconda" / "config.toml").write_text(f"[plugin.auth]\nexpiry_warning_days = {days}\n")
+    elif where == "site":
+        (home / ".anaconda" / "config.toml").write_text(
+            f'[sites.corp]\ndomain = "anaconda.com"\nexpiry_warning_days = {days}\n')
+    elif where == "env":
+        env["ANACONDA_AUTH_EXPIRY_WARNING_DAYS"] = days
+    key = make_jwt({"sub": "a", "exp": int(time.time()) + TEN_DAYS})
+    assert run_cli(["login", "--with-token", "--no-verify"], env, input=key).returncode == 0
+    result = run_cli(["api-key"], env)
+    assert result.returncode == 0 and result.stdout == key + "\n", result.stderr
+    assert bool(_warnings(result.stderr)) is warns, result.stderr
+
+
+@pytest.mark.parametrize("value", ["soon", "-1", "2.5", "true"])
+def test_a_bad_expiry_warning_days_is_a_config_error_naming_the_variable(tmp_path, value):
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "ANACONDA_AUTH_EXPIRY_WARNING_DAYS": value}
+    result = run_cli(["status"], env)
+    assert result.returncode == 2, result.stderr
+    assert "ANACONDA_AUTH_EXPIRY_WARNING_DAYS" in _one_line(result.stderr)
+
+
+def test_the_python_api_warns_once_per_process_with_its_own_category(oidc_provider, anaconda_api, test_ca, tmp_path):
+    config = _config(_env(tmp_path, oidc_provider, anaconda_api, test_ca))
+    key = anaconda_api.issue_key("alice", expires_in=TEN_DAYS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        aa.login(config, api_key=key)
+        assert aa.get_api_key(config) == key
+        assert aa.get_api_key(config) == key
+        assert aa.whoami(config)["user"]["username"] == "alice"
+        assert aa.request("GET", "/api/account", config=config).ok
+        assert aa.login(config) == key
+    expiring = [w for w in caught if issubclass(w.category, aa.KeyExpiringWarning)]
+    assert len(expiring) == 1, [str(w.message) for w in caught]
+    assert _utc(aa.key_expiry(key)) in str(expiring[0].message)
+    assert "KeyExpiringWarning" in aa.__all__ and issubclass(aa.KeyExpiringWarning, Warning)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", category=aa.KeyExpiringWarning)  # what a caller may do
+        far = anaconda_api.issue_key("alice", expires_in=TEN_DAYS - 86400)
+        aa.login(config, api_key=far)
+        aa.get_api_key(config)
+
+
+def test_an_interactive_login_prints_the_expiry_of_the_new_key(oidc_provider, anaconda_api, test_ca, tmp_path,
+                                                               useragent_browser_env):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, **useragent_browser_env.env)
+    result = run_cli(["login", "--device"], env)
+    assert result.returncode == 0, result.stderr + useragent_browser_env.log_text()
+    key = anaconda_api.issued_keys[-1]["api_key"]
+    lines = result.stderr.splitlines()
+    assert f"✓ Logged in to {anaconda_api.domain}." in lines
+    assert f"The API key expires on {_utc(aa.key_expiry(key))}." in lines
+
+
+# ==========================================================================================
+# 401/403: what happened to which key
+# ==========================================================================================
+
+KEY_CASES = {
+    # case: (where the key is, its state, the error request()/whoami() raise, words that say what happened)
+    "stored, revoked": ("store", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    "env var, revoked": ("env", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    ".env, revoked": ("dotenv", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    "config file, revoked": ("toml", "revoked", aa.InvalidTokenError, "was revoked, or is a key for another site"),
+    "env var, expired": ("env", "expired", aa.InvalidTokenError, "expired on"),
+    "stored, expired": ("store", "expired", aa.LoginRequiredError, "expired on"),
+    "never there": ("store", "missing", aa.LoginRequiredError, "No API key for"),
+}
+
+
+def _key_case(tmp_path: Path, oidc_provider: Any, anaconda_api: Any, test_ca: Any, where: str,
+              state: str) -> tuple[dict[str, str], str, str]:
+    """Set up a key in ``where`` in ``state``: (CLI env, the key, the source the messages must name)."""
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    home = Path(env["HOME"])
+    key = anaconda_api.issue_key("alice", expires_in=-60 if state == "expired" else 86400 * 90)
+    if state == "revoked":
+        anaconda_api.revoke(key)
+    config_toml = home / ".anaconda" / "config.toml"
+    if where == "store" and state != "missing":
+        assert run_cli(["login", "--with-token", "--no-verify"], env, input=key).returncode in (0, 1)
+        if state == "expired":  # --with-token refuses an expired key: write it as the reference would
+            config = _config(env)
+            from tests.test_login import _store_raw
+
+            _store_raw(config, key)
+    elif where == "env":
+        env["ANACONDA_AUTH_API_KEY"] = key
+    elif where == "dotenv":
+        (home / ".env").write_text(f"ANACONDA_AUTH_API_KEY={key}\n")
+    elif where == "toml":
+        config_toml.parent.mkdir(parents=True, exist_ok=True)
+        config_toml.write_text(f'[plugin.auth]\napi_key = "{key}"\n')
+    source = {"store": f"file {home / '.anaconda' / 'keyring'}",
+              "env": "environment variable ANACONDA_AUTH_API_KEY",
+              "dotenv": f"{home / '.env'}: ANACONDA_AUTH_API_KEY",
+              "toml": f"{config_toml} [plugin.auth] api_key"}[where]
+    return env, key, source
+
+
+@pytest.mark.parametrize("case", list(KEY_CASES))
+def test_401_messages_say_what_happened_to_which_key_in_request_whoami_and_the_cli(
+        oidc_provider, anaconda_api, test_ca, tmp_path, case):
+    where, state, error, says = KEY_CASES[case]
+    env, key, source = _key_case(tmp_path, oidc_provider, anaconda_api, test_ca, where, state)
+    config = _config(env)
+    fix = "Update or unset it there" if where != "store" else "Log in"
+    with pytest.raises(error) as caught:
+        aa.request("GET", "/api/account", config=config).raise_for_status()
+    message = str(caught.value)
+    assert says in message and source in message and fix in message, message
+    assert key not in message
+    if error is aa.InvalidTokenError:  # whoami() without a key returns the anonymous account
+        with pytest.raises(error) as caught:
+            aa.whoami(config)
+        assert str(caught.value) == message
+    result = run_cli(["whoami"], env)
+    assert result.returncode == 3, result.stderr
+    line = _one_line(result.stderr)
+    assert source in line and fix in line and key not in line, line
+    assert says in line or (state == "expired" and "expired on" in line) or (
+        state == "missing" and "no API key" in line), line
