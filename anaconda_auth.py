@@ -450,14 +450,18 @@ def _env_items(environ: Mapping[str, str], prefix: str) -> Iterator[tuple[str, s
             yield name[len(prefix) :].lower(), value, name
 
 
-def _read_text(path: str, what: str) -> str | None:
-    """A UTF-8 text file's content; None when it does not exist; ConfigError naming it else."""
+def _read_text(path: str, what: str, unreadable_ok: bool = False) -> str | None:
+    """A UTF-8 text file's content; None when there is no such file (a directory of that name,
+    like a virtualenv called .env, is not one) or, if ``unreadable_ok``, it cannot be read; a
+    ConfigError naming the file otherwise. Every file this module reads is read here."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except OSError as e:
+        if unreadable_ok:
+            return None
         raise ConfigError(f"{path}: cannot read {what} ({e.strerror})") from None
     try:
         return data.decode("utf-8")
@@ -495,12 +499,9 @@ def _read_secrets_dir(path: str) -> dict[str, str]:
     values = {}
     for name in names:
         if name.upper().startswith("ANACONDA_"):
-            try:
-                text = _read_text(os.path.join(path, name), "secret file")
-            except ConfigError as e:
-                if "UTF-8" in str(e):
-                    raise
-                continue  # unreadable entries of a shared secrets directory are not ours
+            # Unreadable entries of a shared secrets directory are not ours; a secret that is
+            # not text is a mistake worth naming.
+            text = _read_text(os.path.join(path, name), "secret file", unreadable_ok=True)
             if text is not None:
                 values[name] = text.strip()
     return values
@@ -508,26 +509,11 @@ def _read_secrets_dir(path: str) -> dict[str, str]:
 
 def _read_config_toml(path: str) -> dict[str, Any]:
     """The parsed config.toml; {} when the file does not exist."""
-    text = _read_config_text(path)
+    text = _read_text(path, "config file")
     if text is None:
         return {}
     simple = _parse_simple_toml(text)
     return simple if simple is not None else _parse_config_toml(path, text)
-
-
-def _read_config_text(path: str) -> str | None:
-    """The text of config.toml; None when the file does not exist."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def _parse_config_toml(path: str, text: str) -> dict[str, Any]:
@@ -538,9 +524,8 @@ def _parse_config_toml(path: str, text: str) -> dict[str, Any]:
     try:
         parsed: dict[str, Any] = toml.loads(text)
     except toml.TOMLDecodeError as e:
-        last_line = text.count("\n") + 1
-        where = "at that line" if "line" in str(e) else f"near its end (line {last_line})"
-        raise ConfigError(f"{path}: {e}. Fix the TOML syntax {where}.") from None
+        raise ConfigError(f"{path}: {e}. Fix the TOML syntax there (the file ends at line "
+                          f"{text.count(chr(10)) + 1}).") from None
     return parsed
 
 
@@ -1285,9 +1270,113 @@ _BASE64_CHARACTERS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
-# The api-key path decodes three small JSON documents and two base64 strings. The json and
-# base64 modules import re (and with it enum, functools, collections): more start-up time than
-# the rest of the command. These two helpers use the same C code those modules use.
+# -- The start-up shortcut ------------------------------------------------------------------------
+# The api-key path decodes three small JSON documents (the token store, the stored token, the
+# key's claims). The json module imports re (and with it enum, functools, collections): more
+# start-up time than the rest of the command. So the plain JSON those documents are written in
+# (objects, arrays, strings, integers, true, false, null) is read here with str methods alone;
+# anything else, and anything invalid, goes to json.loads, which gives its own errors (the
+# tests force that fallback). Like the TOML reader, it uses nothing but str methods.
+_JSON_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+                 "t": "\t"}
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads(text)``, without importing json for plain documents."""
+    try:
+        value, end = _plain_json_value(text, _json_skip(text, 0))
+        if _json_skip(text, end) == len(text):
+            return value
+    except (ValueError, RecursionError):
+        pass  # not plain JSON: json.loads reads it, or says what is wrong
+    import json
+
+    return json.loads(text)
+
+
+def _json_skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def _plain_json_value(text: str, pos: int) -> tuple[Any, int]:
+    """The plain JSON value at ``pos`` and the position after it; ValueError for anything else."""
+    if text.startswith('"', pos):
+        return _plain_json_string(text, pos)
+    if text.startswith(("{", "["), pos):
+        return _plain_json_container(text, pos)
+    for word, value in (("true", True), ("false", False), ("null", None)):
+        if text.startswith(word, pos):
+            return value, pos + len(word)
+    start = pos + text.startswith("-", pos)
+    end = start
+    while end < len(text) and text[end] in "0123456789":
+        end += 1
+    digits = text[start:end]
+    if not digits or (digits[0] == "0" and digits != "0") or text.startswith((".", "e", "E"), end):
+        raise ValueError("not a plain JSON value")
+    return int(text[pos:end]), end
+
+
+def _plain_json_container(text: str, pos: int) -> tuple[Any, int]:
+    """An object or an array."""
+    keyed = text[pos] == "{"
+    closer = "}" if keyed else "]"
+    items: list[Any] = []
+    pos = _json_skip(text, pos + 1)
+    if not text.startswith(closer, pos):
+        while True:
+            if keyed:
+                if not text.startswith('"', pos):
+                    raise ValueError("expected a key")
+                key, pos = _plain_json_string(text, pos)
+                pos = _json_skip(text, pos)
+                if not text.startswith(":", pos):
+                    raise ValueError("expected ':'")
+                pos = _json_skip(text, pos + 1)
+            value, pos = _plain_json_value(text, pos)
+            items.append((key, value) if keyed else value)
+            pos = _json_skip(text, pos)
+            if text.startswith(closer, pos):
+                break
+            if not text.startswith(",", pos):
+                raise ValueError("expected ','")
+            pos = _json_skip(text, pos + 1)
+    return (dict(items) if keyed else items), pos + 1
+
+
+def _plain_json_string(text: str, pos: int) -> tuple[str, int]:
+    out: list[str] = []
+    i = pos + 1
+    while True:
+        end = text.find('"', i)
+        if end < 0:
+            raise ValueError("unterminated string")
+        slash = text.find("\\", i, end)
+        stop = end if slash < 0 else slash
+        chunk = text[i:stop]
+        if not chunk.isprintable() and any(c < " " for c in chunk):
+            raise ValueError("a control character in a string")
+        out.append(chunk)
+        if slash < 0:
+            return "".join(out), end + 1
+        code = text[slash + 1 : slash + 2]
+        if code == "u":
+            digits = text[slash + 2 : slash + 6]
+            if len(digits) != 4 or not _HEX_DIGITS.issuperset(digits) or (
+                    0xD800 <= int(digits, 16) <= 0xDFFF):
+                raise ValueError("a \\u escape json.loads reads")  # surrogates pair up there
+            out.append(chr(int(digits, 16)))
+            i = slash + 6
+        elif code in _JSON_ESCAPES:
+            out.append(_JSON_ESCAPES[code])
+            i = slash + 2
+        else:
+            raise ValueError("an invalid escape")
+
+
+# base64 imports re as well; binascii is the C code underneath it.
 
 
 def _b64decode(text: str, urlsafe: bool = False) -> bytes:
@@ -1299,39 +1388,6 @@ def _b64decode(text: str, urlsafe: bool = False) -> bytes:
     if not isinstance(text, str) or not text or not _BASE64_CHARACTERS.issuperset(text):
         raise ValueError("not base64")
     return binascii.a2b_base64(text)
-
-
-class _JSONContext:
-    """What CPython's C JSON scanner reads from a decoder: json.loads's defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"),
-                      "-Infinity": float("-inf")}.__getitem__
-
-
-def _json_loads(text: str) -> Any:
-    """``json.loads(text)``; what the fast scanner does not accept goes to json.loads itself,
-    so errors read exactly as usual."""
-    try:
-        scanner = __import__("_json").make_scanner(_JSONContext)
-    except (ImportError, AttributeError):  # not CPython
-        scanner = None
-    if scanner is not None:
-        stripped = text.strip(" \t\n\r")
-        try:
-            value, end = scanner(stripped, 0)
-        except Exception:  # noqa: BLE001, S110 - e.g. SystemError on 3.11 before json is imported
-            pass
-        else:
-            if end == len(stripped):
-                return value
-    import json
-
-    return json.loads(text)
 
 
 def _encode_token(domain: str, api_key: str, username: str | None = None,
@@ -2082,22 +2138,10 @@ def _proxy_for(url: str, config: Config) -> str | None:
     return None if bypass else proxies.get(scheme) or proxies.get("all")
 
 
-_encoded_names: dict[tuple[str, ...], tuple[Any, ...]] = {}
-
-
 def _environment_key(names: tuple[str, ...]) -> tuple[Any, ...]:
     """A fingerprint of some environment variables, to know when to recompute what depends on
-    them. ``os.environ.get`` costs ~0.6 µs a name (encoding, and a KeyError for each missing
-    one) and request() checks a dozen names per call, so this reads the dict under
-    ``os.environ`` directly where CPython has one."""
-    data = getattr(os.environ, "_data", None)
-    encode = getattr(os.environ, "encodekey", None)
-    if not isinstance(data, dict) or encode is None:
-        return tuple(map(os.environ.get, names))
-    keys = _encoded_names.get(names)
-    if keys is None:
-        keys = _encoded_names[names] = tuple(map(encode, names))
-    return tuple(map(data.get, keys))
+    them (a dozen names per request, ~0.6 µs each)."""
+    return tuple(map(os.environ.get, names))
 
 
 _PROXY_VARIABLES = tuple(variable for name in ("http", "https", "all", "no") for variable in (
@@ -2183,9 +2227,10 @@ _timeouts: dict[Any, Any] = {}
 def _retry(retries: int | None) -> Any:
     """Backoff with jitter on connection errors and 429/502/503/504, honouring Retry-After.
 
-    urllib3 retries a read error or an error status only for the allowed (idempotent) methods,
-    while a connection that failed before the request was sent is retried for every method:
-    so a POST body is never sent twice. (A Retry is immutable: one per count is shared.)
+    Idempotent methods retry every failure that is not permanent. Other methods (POST, PATCH)
+    retry only a connection that could not be opened (refused, timed out): anything later, a
+    TLS handshake included, may have come after the body went out, and a body is never sent
+    twice. (A Retry is immutable: one per count is shared.)
     """
     count = 3 if retries is None else retries
     if count not in _retries:
@@ -2221,7 +2266,7 @@ def _retry_class() -> Any:
                           error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> Any:
                 if error is not None and (_is_permanent_failure(error) or (
                         str(method).upper() not in _IDEMPOTENT_METHODS
-                        and not _failed_before_sending(error))):
+                        and not _is_connect_failure(error))):
                     raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
                 return super().increment(method, url, response, error, _pool, _stacktrace)
 
@@ -2229,14 +2274,10 @@ def _retry_class() -> Any:
     return _retry_classes[0]
 
 
-def _failed_before_sending(error: BaseException) -> bool:
-    """Whether the request never left: the failure happened while connecting (refused, timed
-    out, TLS handshake). urllib3 reports a TLS error in the handshake and one after the request
-    was sent alike, so the tracebacks say which it was. Only then may a POST be tried again."""
-    import urllib3
-
-    if isinstance(error, urllib3.exceptions.ConnectTimeoutError):  # includes refused
-        return True
+def _error_chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the exceptions behind it: urllib3 wraps the original in ``reason``
+    (MaxRetryError), ``original_error`` (ProxyError) or its first argument, Python in
+    ``__cause__`` / ``__context__``."""
     pending: list[Any] = [error]
     seen: set[int] = set()
     while pending:
@@ -2244,20 +2285,28 @@ def _failed_before_sending(error: BaseException) -> bool:
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        frame = current.__traceback__
-        while frame is not None:
-            if frame.tb_frame.f_code.co_name in ("connect", "_validate_conn", "_new_conn"):
-                return True
-            frame = frame.tb_next
-        pending += [current.__cause__, current.__context__, *current.args]
-    return False
+        yield current
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                    getattr(current, "original_error", None), *current.args[:1]]
+
+
+def _is_connect_failure(error: BaseException) -> bool:
+    """The connection was never opened, so nothing was sent: urllib3's NewConnectionError
+    (refused, unreachable, no such host) and ConnectTimeoutError, also behind a ProxyError."""
+    import urllib3
+
+    reached = getattr(error, "original_error", error)  # ProxyError: the proxy could not be reached
+    return isinstance(reached, urllib3.exceptions.ConnectTimeoutError)  # includes NewConnection
 
 
 def _is_permanent_failure(error: BaseException) -> bool:
-    """Failures that the same request will meet again: retrying only delays the message."""
-    text = str(error)
-    # "Tunnel connection failed: 4xx": the proxy refused our credentials or the port.
-    return "CERTIFICATE_VERIFY_FAILED" in text or "Tunnel connection failed: 4" in text
+    """Failures that the same request will meet again: retrying only delays the message. A
+    certificate that did not verify, and a proxy that answered our CONNECT with a refusal
+    (http.client raises a bare OSError, without errno, for any status but 200)."""
+    import ssl
+
+    return any(isinstance(e, ssl.SSLCertVerificationError)
+               or (type(e) is OSError and e.errno is None) for e in _error_chain(error))
 
 
 def _timeout(timeout: None | float | tuple[float, float]) -> Any:
@@ -2283,8 +2332,11 @@ def _network_error(method: str, url: str, proxy: str | None, error: Exception) -
     _, host, port = _host_port(url)
     where = f"{host}:{port}" if port else host
     text = str(cause)
-    if isinstance(cause, urllib3.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        if "CERTIFICATE_VERIFY_FAILED" in text:
+    import ssl
+
+    verify_failed = any(isinstance(e, ssl.SSLCertVerificationError) for e in _error_chain(error))
+    if isinstance(cause, urllib3.exceptions.SSLError) or verify_failed:
+        if verify_failed:
             return NetworkError(
                 f"{method} {url}: the TLS certificate of {where} could not be verified "
                 f"({_excerpt(text, 160)}). If a corporate proxy or firewall inspects TLS, point "
@@ -2303,7 +2355,7 @@ def _network_error(method: str, url: str, proxy: str | None, error: Exception) -
         return NetworkError(f"{method} {url}: could not connect to {where}: {inner}")
     if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
         return NetworkError(f"{method} {url}: timed out connecting to {where}")
-    if isinstance(cause, urllib3.exceptions.ReadTimeoutError) or "Read timed out" in text:
+    if any(isinstance(e, urllib3.exceptions.ReadTimeoutError) for e in _error_chain(error)):
         return NetworkError(f"{method} {url}: {where} did not answer in time (read timeout)")
     return NetworkError(f"{method} {url}: request to {where} failed: {_excerpt(text, 200)}")
 
@@ -2431,6 +2483,8 @@ def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
     import urllib3
 
     proxy = _proxy_for(url, config)
+    if config.ssl_verify == "truststore" and getattr(urllib3, "__version__", "").startswith("1."):
+        _check_truststore_host(method, url)
     options = {"body": payload, "headers": headers, "redirect": False, "preload_content": True,
                "retries": _retry(retries), "timeout": _timeout(timeout)}
     try:
@@ -2441,16 +2495,23 @@ def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
             raw = pool.urlopen(method, path, assert_same_host=False, **options)
     except urllib3.exceptions.HTTPError as e:
         raise _network_error(method, url, proxy, e) from None
-    except ValueError as e:
-        if "server_hostname" not in str(e):
-            raise
-        # truststore + urllib3 1.26 + an IP address: urllib3 passes no server_hostname.
-        raise NetworkError(
-            f"{method} {url}: TLS setup failed ({e}). With ssl_verify = \"truststore\", urllib3 "
-            "1.26 cannot verify a server given by IP address: use its host name, or urllib3 2."
-        ) from None
     return Response(raw.status, raw.reason or "", raw.headers, raw.data or b"", url,
                     "authorization" in {name.lower() for name in headers})
+
+
+def _check_truststore_host(method: str, url: str) -> None:
+    """urllib3 1.26 gives a truststore context no server_hostname for an IP address, which the
+    context refuses (a ValueError from deep inside the request): say so before trying."""
+    import ipaddress
+
+    _, host, _ = _host_port(url)
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return  # a host name: fine
+    raise NetworkError(
+        f"{method} {url}: with ssl_verify = \"truststore\", urllib3 1.26 cannot verify a server "
+        "given by IP address: use its host name, or urllib3 2.")
 
 
 def _parse_version(text: str) -> tuple[int, ...] | None:
@@ -3779,7 +3840,7 @@ def _write_config_toml(
 
     try:
         with _FileLock(path):
-            old = _read_config_text(path)
+            old = _read_text(path, "config file")
             if shown is not None and (old or "") != shown:
                 raise AnacondaAuthError(f"{path} changed while waiting for confirmation. Nothing "
                                         "was written; run the command again.")
@@ -4159,7 +4220,7 @@ def _print_config_diff(path: str, old: str | None, new: str) -> None:
 
 def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDict]]) -> int:
     """--yes writes; --dry-run shows the diff; neither shows it and asks on a terminal."""
-    text = _read_config_text(path)
+    text = _read_text(path, "config file")
     _parse_config_toml(path, text or "")  # does not parse: exit 2 (ConfigError), before anything
     try:
         new = edit(text or "")[0]  # a request that cannot be done fails before anything is touched
