@@ -143,13 +143,37 @@ class HTTPError(AnacondaAuthError):
         self.response = response
 
 
-_warned: set[str] = set()
+class _ProcessCaches:
+    """All the process remembers between calls, each because it pays for itself: urllib3 pools
+    (keep-alive saves a TCP and TLS handshake), OpenID discovery (a network round trip), the
+    proxies found in the environment (scanning it costs ~50 µs a request), the parsed file
+    store (re-read only when the file changes), the warnings already given, and urllib3's Retry
+    subclass (made on first use: urllib3 is imported lazily). What one Config implies hangs off
+    that Config instead. Tests start each case with ``reset()``."""
+
+    def __init__(self) -> None:
+        self.pools: dict[tuple[Any, ...], Any] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything; the pools' connections are closed."""
+        for pool in self.pools.values():
+            pool.clear()
+        self.pools = {}
+        self.discovery: dict[str, JSONDict] = {}
+        self.proxies: dict[tuple[Any, ...], tuple[dict[str, str], bool]] = {}
+        self.file_store: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, str]]]] = {}
+        self.warned: set[str] = set()
+        self.retry_class: Any = None
+
+
+_caches = _ProcessCaches()
 
 
 def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
     """Emit a warning once per process (a fallback repeated on every call is noise)."""
-    if message not in _warned:
-        _warned.add(message)
+    if message not in _caches.warned:
+        _caches.warned.add(message)
         import warnings
 
         warnings.warn(message, category, stacklevel=3)
@@ -336,13 +360,16 @@ class Config:
     sources: Mapping[str, str]
     config_path: str
 
-    __slots__ = (*_FIELDS, "sources", "config_path")
+    _request_site: _Site | None  # what request() derives from this Config, made on first use
+
+    __slots__ = (*_FIELDS, "sources", "config_path", "_request_site")
 
     def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str], config_path: str):
         for name in _FIELDS:
             object.__setattr__(self, name, _freeze(values[name]))
         object.__setattr__(self, "sources", _freeze(dict(sources)))
         object.__setattr__(self, "config_path", config_path)
+        object.__setattr__(self, "_request_site", None)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"Config is immutable; use config.replace({name}=...)")
@@ -1235,7 +1262,7 @@ def _warn_legacy(legacy: list[tuple[str, Any, str]]) -> None:
         f"'ANACONDA_CLOUD_' or in the 'plugin.cloud' section of config.toml: {fields}. Rename the "
         "variables to ANACONDA_AUTH_..., or the section to [plugin.auth]."
     )
-    if message not in _warned:
+    if message not in _caches.warned:
         print(f"anaconda_auth: deprecated: {message}", file=sys.stderr)
     _warn_once(message, DeprecationWarning)
 
@@ -1481,9 +1508,6 @@ def _file_store_write(path: str, data: Mapping[str, Mapping[str, str]]) -> None:
         raise _storage_error(path, e, "saving the API key") from None
 
 
-_file_store_cache: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, str]]]] = {}
-
-
 class _FileStore:
     """The reference's ``~/.anaconda/keyring`` file, done safely."""
 
@@ -1501,9 +1525,9 @@ class _FileStore:
         except OSError as e:
             raise _storage_error(self.path, e, "reading stored API keys") from None
         signature = (info.st_ino, info.st_mtime_ns, info.st_size)
-        cached = _file_store_cache.get(self.path)
+        cached = _caches.file_store.get(self.path)
         if cached is None or cached[0] != signature:
-            cached = _file_store_cache[self.path] = (signature, _file_store_read(self.path))
+            cached = _caches.file_store[self.path] = (signature, _file_store_read(self.path))
         return cached[1].get(KEYRING_SERVICE, {}).get(username)
 
     def update(self, change: Callable[[dict[str, str]], bool]) -> None:
@@ -1805,7 +1829,6 @@ _MAX_REDIRECTS = 5
 _CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 _CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
-_pools: dict[tuple[Any, ...], Any] = {}
 
 
 class Response:
@@ -1900,33 +1923,32 @@ def _printable(value: Any) -> str:
 
 # -- Request headers ------------------------------------------------------------------------------
 
-_hostname_headers: dict[bool, str] = {}
-
-
 def _client_hostname(hashed: bool) -> str:
     """X-Client-Hostname as the reference sends it: blake2b-16 of the host name, URL-safe."""
-    if hashed not in _hostname_headers:
-        import socket
+    import socket
 
-        try:
-            name = socket.gethostname()
-        except OSError:
-            name = ""
-        name = name.removesuffix(".local")
-        if hashed:
-            import base64
-            import hashlib
+    try:
+        name = socket.gethostname()
+    except OSError:
+        name = ""
+    name = name.removesuffix(".local")
+    if hashed:
+        import base64
+        import hashlib
 
-            digest = hashlib.blake2b(name.encode(), digest_size=16, person=b"hostname").digest()
-            name = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-        _hostname_headers[hashed] = name
-    return _hostname_headers[hashed]
+        digest = hashlib.blake2b(name.encode(), digest_size=16, person=b"hostname").digest()
+        name = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return name
 
 
 class _Site:
-    """What request() derives from one Config, computed once: a Config never changes."""
+    """What request() derives from one Config, computed once and kept on it (a Config never
+    changes): headers, the hosts that may get the key, TLS options per CA variables."""
 
     __slots__ = ("base_url", "config", "headers", "hosts", "tls")
+    base_url: str
+    headers: dict[str, str]
+    hosts: set[tuple[str, int | None]]
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -1949,15 +1971,11 @@ class _Site:
         self.tls: dict[tuple[Any, ...], tuple[tuple[str, Any], ...]] = {}
 
 
-_sites: dict[int, _Site] = {}
-
-
 def _site_for(config: Config) -> _Site:
-    site = _sites.get(id(config))
-    if site is None or site.config is not config:
-        if len(_sites) >= 64:  # a bound, not an LRU: programs use a handful of configs
-            _sites.clear()
-        site = _sites[id(config)] = _Site(config)
+    site = config._request_site
+    if site is None:
+        site = _Site(config)
+        object.__setattr__(config, "_request_site", site)  # derived, so Config stays immutable
     return site
 
 
@@ -1997,36 +2015,21 @@ def _request_headers(site: _Site, headers: Mapping[str, str] | None,
 # -- Bearer key -----------------------------------------------------------------------------------
 
 
-_parsed_urls: dict[str, tuple[tuple[str, str, int | None], str]] = {}
-
-
-def _parse_url(url: str) -> tuple[tuple[str, str, int | None], str]:
-    """((scheme, lower-case host, port), request target) of ``url``, as urllib3 parses it.
+def _host_port(url: str) -> tuple[str, str, int | None]:
+    """(scheme, lower-case host, port) of ``url``, the port defaulting by scheme, as urllib3
+    parses it.
 
     The decision who may get the key and the connection urllib3 makes must come from the same
-    parser: parsers disagree on odd URLs (``https://evil.test\\@anaconda.com/``). Cached, since
-    request() asks several times per call.
+    parser: parsers disagree on odd URLs (``https://evil.test\\@anaconda.com/``).
     """
-    found = _parsed_urls.get(url)
-    if found is None:
-        import urllib3
+    import urllib3
 
-        try:
-            parsed = urllib3.util.parse_url(url)
-        except urllib3.exceptions.LocationParseError:
-            raise ValueError(f"{url!r} is not a valid URL") from None
-        scheme = (parsed.scheme or "").lower()
-        port = parsed.port or {"https": 443, "http": 80}.get(scheme)
-        if len(_parsed_urls) >= 256:
-            _parsed_urls.clear()
-        found = ((scheme, (parsed.host or "").lower(), port), parsed.request_uri)
-        _parsed_urls[url] = found
-    return found
-
-
-def _host_port(url: str) -> tuple[str, str, int | None]:
-    """(scheme, lower-case host, port) of ``url``, the port defaulting by scheme."""
-    return _parse_url(url)[0]
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        raise ValueError(f"{url!r} is not a valid URL") from None
+    scheme = (parsed.scheme or "").lower()
+    return scheme, (parsed.host or "").lower(), parsed.port or {"https": 443, "http": 80}.get(scheme)
 
 
 def _may_carry_key(origin: tuple[str, str, int | None], site: _Site) -> bool:
@@ -2117,11 +2120,11 @@ def _truststore_context() -> Any:
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-def _proxy_for(url: str, config: Config) -> str | None:
-    """The proxy for ``url``: ``proxy_servers`` from the configuration (keys as requests and
+def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | None:
+    """The proxy for a URL's ``origin``: ``proxy_servers`` from the configuration (keys as requests and
     conda use them: ``scheme://host``, ``scheme``, ``all://host``, ``all``), else the
     environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) through the standard library."""
-    scheme, host, _ = _host_port(url)
+    scheme, host, _ = origin
     if config.proxy_servers:
         for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all"):
             if config.proxy_servers.get(key):
@@ -2146,27 +2149,24 @@ def _environment_key(names: tuple[str, ...]) -> tuple[Any, ...]:
 
 _PROXY_VARIABLES = tuple(variable for name in ("http", "https", "all", "no") for variable in (
     f"{name}_proxy", f"{name.upper()}_PROXY")) + ("REQUEST_METHOD",)  # CGI drops HTTP_PROXY
-_proxy_cache: dict[tuple[Any, ...], tuple[dict[str, str], bool]] = {}
-
-
 def _discovered_proxies() -> tuple[dict[str, str], bool]:
     """(proxies, whether they came from the environment), recomputed only when a proxy
     variable changes: scanning the whole environment on every request costs more than the
     request itself."""
     key = _environment_key(_PROXY_VARIABLES)
-    if key not in _proxy_cache:
+    if key not in _caches.proxies:
         import urllib.request
 
         from_environment = urllib.request.getproxies_environment()
         proxies = from_environment or urllib.request.getproxies()  # system settings otherwise
-        _proxy_cache[key] = (proxies, bool(from_environment))
-    return _proxy_cache[key]
+        _caches.proxies[key] = (proxies, bool(from_environment))
+    return _caches.proxies[key]
 
 
 def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
     """The process's pool for this TLS and proxy setting, made on first use."""
     key = (tls, proxy)
-    pool = _pools.get(key)
+    pool = _caches.pools.get(key)
     if pool is None:
         import urllib3
 
@@ -2179,25 +2179,8 @@ def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
                                         **options)
         else:
             pool = urllib3.PoolManager(num_pools=10, **options)
-        _pools[key] = pool
+        _caches.pools[key] = pool
     return pool
-
-
-_connection_pools: dict[tuple[Any, ...], Any] = {}
-
-
-def _connection_pool(tls: tuple[tuple[str, Any], ...], url: str) -> tuple[Any, str]:
-    """(the connection pool for ``url``'s origin, the request target): what PoolManager.urlopen
-    works out on every call (URL parsing, pool-key normalisation), kept between calls."""
-    origin, path = _parse_url(url)
-    key = (tls, origin)
-    pool = _connection_pools.get(key)
-    if pool is None or pool.pool is None:  # None: closed, the manager let it go
-        if len(_connection_pools) >= 64:
-            _connection_pools.clear()
-        pool = _pool(tls, None).connection_from_host(origin[1], origin[2], origin[0])
-        _connection_pools[key] = pool
-    return pool, path
 
 
 def _split_proxy_credentials(proxy: str) -> tuple[str, dict[str, str]]:
@@ -2219,31 +2202,24 @@ def _split_proxy_credentials(proxy: str) -> tuple[str, dict[str, str]]:
 
 # -- Retries, timeouts, errors --------------------------------------------------------------------
 
-_retry_classes: list[Any] = []
-_retries: dict[int, Any] = {}
-_timeouts: dict[Any, Any] = {}
-
-
 def _retry(retries: int | None) -> Any:
     """Backoff with jitter on connection errors and 429/502/503/504, honouring Retry-After.
 
     Idempotent methods retry every failure that is not permanent. Other methods (POST, PATCH)
     retry only a connection that could not be opened (refused, timed out): anything later, a
     TLS handshake included, may have come after the body went out, and a body is never sent
-    twice. (A Retry is immutable: one per count is shared.)
+    twice.
     """
     count = 3 if retries is None else retries
-    if count not in _retries:
-        _retries[count] = _retry_class()(
-            total=count, connect=count, read=count, status=count, redirect=False,
-            allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
-            backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
-        )
-    return _retries[count]
+    return _retry_class()(
+        total=count, connect=count, read=count, status=count, redirect=False,
+        allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
+        backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
+    )
 
 
 def _retry_class() -> Any:
-    if not _retry_classes:
+    if _caches.retry_class is None:
         import random
 
         import urllib3
@@ -2270,8 +2246,8 @@ def _retry_class() -> Any:
                     raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
                 return super().increment(method, url, response, error, _pool, _stacktrace)
 
-        _retry_classes.append(_Retry)
-    return _retry_classes[0]
+        _caches.retry_class = _Retry
+    return _caches.retry_class
 
 
 def _error_chain(error: BaseException) -> Iterator[BaseException]:
@@ -2310,18 +2286,16 @@ def _is_permanent_failure(error: BaseException) -> bool:
 
 
 def _timeout(timeout: None | float | tuple[float, float]) -> Any:
-    """A urllib3 Timeout (urllib3 clones it per connection, so one per value is shared)."""
-    key = tuple(timeout) if isinstance(timeout, list) else timeout
-    if key not in _timeouts:
-        import urllib3
+    """A urllib3 Timeout for seconds, or a (connect, read) pair of them."""
+    import urllib3
 
-        pair = _DEFAULT_TIMEOUT if key is None else key if isinstance(key, tuple) else (key, key)
-        if len(pair) != 2 or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in pair):
-            raise ConfigError(f"request(timeout={timeout!r}): give seconds > 0, or a (connect, "
-                              "read) pair of them")
-        _timeouts[key] = urllib3.Timeout(connect=pair[0], read=pair[1])
-    return _timeouts[key]
+    key = tuple(timeout) if isinstance(timeout, list) else timeout
+    pair = _DEFAULT_TIMEOUT if key is None else key if isinstance(key, tuple) else (key, key)
+    if len(pair) != 2 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in pair):
+        raise ConfigError(f"request(timeout={timeout!r}): give seconds > 0, or a (connect, "
+                          "read) pair of them")
+    return urllib3.Timeout(connect=pair[0], read=pair[1])
 
 
 def _network_error(method: str, url: str, proxy: str | None, error: Exception) -> NetworkError:
@@ -2415,13 +2389,13 @@ def request(
         key = _bearer_key(config, api_key)
     tls = _tls_options_for(site)
     for _ in range(_MAX_REDIRECTS + 1):
+        proxy = _proxy_for(origin, config)
         sent_headers = dict(all_headers)
         # Plain http is allowed to loopback only, and not through a proxy: the key would travel
         # in clear to the proxy's host.
-        if key and _may_carry_key(origin, site) and (
-                origin[0] == "https" or not _proxy_for(url, config)):
+        if key and _may_carry_key(origin, site) and (origin[0] == "https" or not proxy):
             sent_headers["Authorization"] = f"Bearer {key}"
-        response = _send(method, url, sent_headers, payload, tls, config, timeout, retries)
+        response = _send(method, url, proxy, sent_headers, payload, tls, config, timeout, retries)
         location = response.headers.get("Location")
         if response.status not in (301, 302, 303, 307, 308) or not location:
             break
@@ -2477,22 +2451,17 @@ def _encode_body(method: str, json_body: Any, body: None | bytes | str,
     return body.encode("utf-8") if isinstance(body, str) else body
 
 
-def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
-          tls: tuple[tuple[str, Any], ...], config: Config,
+def _send(method: str, url: str, proxy: str | None, headers: dict[str, str],
+          payload: bytes | None, tls: tuple[tuple[str, Any], ...], config: Config,
           timeout: None | float | tuple[float, float], retries: int | None) -> Response:
     import urllib3
 
-    proxy = _proxy_for(url, config)
     if config.ssl_verify == "truststore" and getattr(urllib3, "__version__", "").startswith("1."):
         _check_truststore_host(method, url)
     options = {"body": payload, "headers": headers, "redirect": False, "preload_content": True,
                "retries": _retry(retries), "timeout": _timeout(timeout)}
     try:
-        if proxy:
-            raw = _pool(tls, proxy).urlopen(method, url, **options)
-        else:
-            pool, path = _connection_pool(tls, url)
-            raw = pool.urlopen(method, path, assert_same_host=False, **options)
+        raw = _pool(tls, proxy).urlopen(method, url, **options)
     except urllib3.exceptions.HTTPError as e:
         raise _network_error(method, url, proxy, e) from None
     return Response(raw.status, raw.reason or "", raw.headers, raw.data or b"", url,
@@ -2552,13 +2521,12 @@ _API_KEY_SCOPES = ["cloud:read", "cloud:write", "repo:read"]
 _DISTRIBUTION = "anaconda-auth-module"
 _DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _CONSOLE_BROWSERS = ("www-browser", "links", "elinks", "lynx", "w3m", "links2", "browsh")
-_discovery_cache: dict[str, JSONDict] = {}
 
 
 def discover(config: Config) -> JSONDict:
     """The site's OpenID configuration, fetched once per process per URL and validated."""
     url = config.well_known_url
-    if url not in _discovery_cache:
+    if url not in _caches.discovery:
         try:
             response = request("GET", url, config=config, auth=False)
             response.raise_for_status()
@@ -2580,8 +2548,8 @@ def discover(config: Config) -> JSONDict:
                 raise AuthenticationError(  # codes and tokens would travel in clear (RFC 9700 §2.6)
                     f"OpenID discovery at {url} gave {name} = {endpoint!r}: an OAuth endpoint "
                     "must use https (plain http only on this machine's loopback).")
-        _discovery_cache[url] = metadata
-    return _discovery_cache[url]
+        _caches.discovery[url] = metadata
+    return _caches.discovery[url]
 
 
 def _is_secure_endpoint(endpoint: Any) -> bool:

@@ -257,7 +257,7 @@ def _isolated_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if name.upper().startswith(("ANACONDA_", "CONDA_")) or name in ("CONDARC", "MAMBARC"):
             monkeypatch.delenv(name)
     # Warnings shown once per process: each test starts with none shown yet.
-    monkeypatch.setattr(aa, "_warned", set())
+    aa._caches.reset()
 
 
 def assert_ok(result: subprocess.CompletedProcess, code: int = 0) -> None:

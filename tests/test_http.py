@@ -57,20 +57,14 @@ URLLIB3_2 = int(urllib3.__version__.split(".")[0]) >= 2
 
 @pytest.fixture(autouse=True)
 def fresh_http_state(monkeypatch: pytest.MonkeyPatch):
-    """Per-test module caches (pools, host name header, truststore context, once-warnings) and
-    no proxy variables from the machine; pools opened by the test are closed afterwards."""
-    pools: dict[Any, Any] = {}
-    monkeypatch.setattr(aa, "_pools", pools)
-    monkeypatch.setattr(aa, "_hostname_headers", {})
-    monkeypatch.setattr(aa, "_sites", {})  # per-config headers and TLS options
-    monkeypatch.setattr(aa, "_warned", set())
-    if hasattr(aa, "_proxy_cache"):  # proxies discovered from the environment, per variables
-        monkeypatch.setattr(aa, "_proxy_cache", {})
+    """Each test starts with the module's caches empty (pools, discovery, proxies found in the
+    environment, once-warnings) and no proxy variables from the machine; yields the pools, and
+    closes the ones the test opened afterwards."""
+    aa._caches.reset()
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    yield pools
-    for pool in pools.values():
-        pool.clear()
+    yield aa._caches.pools
+    aa._caches.reset()
 
 
 @pytest.fixture
