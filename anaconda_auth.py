@@ -18,6 +18,7 @@ Public API::
     logout(config)
     response = request("GET", "/api/account", config=config)
     whoami(config)
+    is_logged_in("my-site")                # offline; a site name or domain works as a config
 
 The module reads top to bottom in the order data flows: errors, files (atomic writes, locks),
 configuration, token storage, HTTP, OpenID Connect flows, public API, then what only the command
@@ -50,6 +51,7 @@ __all__ = [
     "TokenNotFoundError",
     "UnknownSiteName",
     "get_api_key",
+    "is_logged_in",
     "login",
     "logout",
     "request",
@@ -1283,6 +1285,30 @@ def configured_sites(
     return list(sites), default if default in sites else None, path
 
 
+def _coerce_config(config: Config | str | None, site: Config | str | None, function: str) -> Config:
+    """The Config that a public function's ``config`` (or the reference's ``site=``) names.
+
+    Either may be a Config, a site name, a configured site's domain, or None (the default site);
+    giving both is an error, as in the reference. Anything else is a TypeError naming the accepted
+    types, so a wrong argument never ends in an AttributeError deep inside.
+    """
+    if site is not None:
+        if config is not None:
+            raise ValueError(f"{function}(): give the site once, as config or as site=, not both")
+        config = site
+    if config is None:
+        return resolve_config()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str):
+        if not config.strip():
+            raise UnknownSiteName(f"{function}(): the site name is empty; give a site name or "
+                                  "domain, or None for the default site")
+        return resolve_config(config)
+    raise TypeError(f"{function}(): config must be a Config, a site name or domain (str), or "
+                    f"None for the default site, not {type(config).__name__}")
+
+
 # =================================================================================================
 # Token storage
 # Owns the stored API keys: the reference's payload format (base64 of compact JSON under service
@@ -2341,7 +2367,8 @@ def request(
     method: str,
     url: str,
     *,
-    config: Config | None = None,
+    config: Config | str | None = None,
+    site: Config | str | None = None,
     api_key: str | None = None,
     auth: bool = True,
     headers: Mapping[str, str] | None = None,
@@ -2354,6 +2381,7 @@ def request(
 ) -> Response:
     """Send one HTTP request for the site and return the complete Response.
 
+    ``config`` (or ``site=``) is a Config, a site name or domain, or None for the default site.
     ``url`` may be relative (joined onto ``https://<domain>``). ``json`` sends a JSON body,
     ``fields`` a form (or the query string for GET), ``body`` raw bytes. ``auth=False`` sends no
     key; ``api_key`` sends that key instead of the site's. ``timeout`` is seconds, or
@@ -2366,14 +2394,14 @@ def request(
     except ImportError:
         raise AnacondaAuthError("Network calls need the urllib3 package (1.26 or 2.x): "
                                 "pip install urllib3") from None
-    config = config or resolve_config()
-    site = _site_for(config)
+    config = _coerce_config(config, site, "request")
+    site_info = _site_for(config)
     method = method.upper()
     if not url.startswith(("https://", "http://")):
         from urllib.parse import urljoin
 
-        url = urljoin(site.base_url, url)
-    all_headers = _request_headers(site, headers, api_version)
+        url = urljoin(site_info.base_url, url)
+    all_headers = _request_headers(site_info, headers, api_version)
     payload = _encode_body(method, json, body, fields, all_headers)
     if payload is None and fields and method in ("GET", "HEAD", "DELETE"):
         from urllib.parse import urlencode
@@ -2385,15 +2413,15 @@ def request(
         raise ConfigError(f"request(url=...): {e}") from None
     callers_auth = "authorization" in {name.lower() for name in all_headers}
     key = None
-    if auth and not callers_auth and _may_carry_key(origin, site):
+    if auth and not callers_auth and _may_carry_key(origin, site_info):
         key = _bearer_key(config, api_key)
-    tls = _tls_options_for(site)
+    tls = _tls_options_for(site_info)
     for _ in range(_MAX_REDIRECTS + 1):
         proxy = _proxy_for(origin, config)
         sent_headers = dict(all_headers)
         # Plain http is allowed to loopback only, and not through a proxy: the key would travel
         # in clear to the proxy's host.
-        if key and _may_carry_key(origin, site) and (origin[0] == "https" or not proxy):
+        if key and _may_carry_key(origin, site_info) and (origin[0] == "https" or not proxy):
             sent_headers["Authorization"] = f"Bearer {key}"
         response = _send(method, url, proxy, sent_headers, payload, tls, config, timeout, retries)
         location = response.headers.get("Location")
@@ -3065,18 +3093,19 @@ def _exchange_for_api_key(config: Config, access_token: str) -> str:
 
 # =================================================================================================
 # Public API
-# The functions a program calls. Each takes a resolved Config (default: resolve_config()) and
-# combines the sections above. Only the interactive login talks to the user (on stderr).
+# The functions a program calls. Each takes as ``config`` (or, as in the reference, ``site=``) a
+# resolved Config, a site name or domain, or None for the default site, and combines the
+# sections above. Only the interactive login talks to the user (on stderr).
 # =================================================================================================
 
 
-def get_api_key(config: Config | None = None) -> str:
+def get_api_key(config: Config | str | None = None, *, site: Config | str | None = None) -> str:
     """The API key for the site: from the configuration, else the token store.
 
     Raises TokenNotFoundError when there is none and TokenExpiredError when its JWT ``exp`` has
     passed. A key that is not a JWT, or has no ``exp``, has unknown expiry and is returned.
     """
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "get_api_key")
     api_key, where = _find_api_key(config)
     if not api_key:
         raise TokenNotFoundError(
@@ -3104,14 +3133,28 @@ def _login_command(config: Config) -> str:
     return f"{CLI_NAME}{at} login"
 
 
+def is_logged_in(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
+    """Whether the site has a key (stored or configured) that has not expired; offline.
+
+    Unlike the reference, which only checks that a stored entry exists, an expired key is not a
+    login. A key of unknown expiry (not a JWT) counts. A damaged token store raises StorageError.
+    """
+    api_key, _ = _find_api_key(_coerce_config(config, site, "is_logged_in"))
+    return api_key is not None and api_key != "" and not _is_expired(api_key)
+
+
 def login(
-    config: Config | None = None,
+    config: Config | str | None = None,
     *,
+    site: Config | str | None = None,
     api_key: str | None = None,
     force: bool = False,
     flow: str | None = None,
     open_browser: bool = True,
     timeout: float | None = None,
+    ssl_verify: bool | str | None = None,
+    use_device_flow: bool | None = None,
+    basic: bool = False,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3119,8 +3162,27 @@ def login(
     after checking it has not expired. Otherwise, unless ``force``, an unexpired key already
     available is returned as is; else the interactive OpenID Connect login runs (``flow`` is
     "device" or "browser"; default from ``use_device_flow``).
+
+    The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
+    login; ``use_device_flow`` is ``flow="device"`` (True) or ``flow="browser"`` (False);
+    ``basic=True`` (the password grant) is refused.
     """
-    config = config or resolve_config()
+    if basic:
+        # RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used; it
+        # hands the password to the client and defeats multi-factor and federated login.
+        raise ConfigError(
+            "login(basic=True): the username/password grant is not supported (RFC 9700 §2.4 "
+            "forbids it). Use the device or browser login (the default), or login(api_key=...)."
+        )
+    if use_device_flow is not None:
+        mapped = "device" if use_device_flow else "browser"
+        if flow is not None and flow != mapped:
+            raise ConfigError(f"login(flow={flow!r}, use_device_flow={use_device_flow!r}): "
+                              "they disagree; give one of them")
+        flow = mapped
+    config = _coerce_config(config, site, "login")
+    if ssl_verify is not None:
+        config = config.replace(ssl_verify=ssl_verify)
     if api_key is not None:
         return _store_given_key(config, api_key)
     if not force:
@@ -3168,13 +3230,13 @@ def _interactive_login(
     return api_key
 
 
-def logout(config: Config | None = None) -> bool:
+def logout(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
     """Delete the site's stored API key (and legacy entries); True when something was deleted.
 
     A key given by the configuration (``ANACONDA_AUTH_API_KEY``, ``api_key`` in config.toml, a
     ``keyring`` setting) is not stored and so cannot be deleted: a warning says it still applies.
     """
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "logout")
     deleted = _delete_stored_tokens(config)
     if config.api_key or config.keyring:
         field = "api_key" if config.api_key else "keyring"
@@ -3192,7 +3254,7 @@ _ANONYMOUS_ACCOUNT: JSONDict = {
 }
 
 
-def whoami(config: Config | None = None) -> JSONDict:
+def whoami(config: Config | str | None = None, *, site: Config | str | None = None) -> JSONDict:
     """The account the site's key belongs to (GET /api/account), with ``domain`` added.
 
     As in the reference: when no key was sent and the server refuses, the anonymous account
@@ -3200,7 +3262,7 @@ def whoami(config: Config | None = None) -> JSONDict:
     """
     import copy
 
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "whoami")
     response = request("GET", "/api/account", config=config)
     if not response.ok and _bearer_key(config, None) is None:
         account: JSONDict = copy.deepcopy(_ANONYMOUS_ACCOUNT)
@@ -4286,19 +4348,30 @@ def _add_write_arguments(parser: Any) -> None:
 def _build_parser() -> Any:
     import argparse
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, not the whole usage text
+            self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    parser = Parser(
         prog=CLI_NAME, description="Log in to Anaconda and manage the API key.",
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="--at SITE may also follow the command (login --at SITE).\n"
+               "The reference's spellings work too: auth COMMAND (or cloud COMMAND) for login,\n"
+               "logout, whoami, api-key and status; token for api-key.\n"
+               "Exit codes: 0 ok, 1 failure, 2 bad usage or configuration,\n"
                "3 login required or key expired, 130 interrupted.",
     )
-    parser.add_argument("--at", metavar="SITE", help="site name or domain (default: default site)")
+    parser.add_argument("--at", metavar="SITE", action="append",
+                        help="site name or domain (default: default site)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks")
     parser.add_argument("--version", "-V", action="version", version=f"anaconda_auth {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[Any], int], help: str) -> Any:
+    def command(name: str, handler: Callable[[Any], int], help: str, at: bool = True) -> Any:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
+        if at:
+            _add_at_argument(sub)
         return sub
 
     login_parser = command("login", _cmd_login, "log in and store an API key")
@@ -4316,14 +4389,16 @@ def _build_parser() -> Any:
     verify.add_argument("--no-ssl-verify", dest="ssl_verify", action="store_false",
                         help="do not verify TLS certificates")
     command("logout", _cmd_logout, "delete the stored API key")
-    command("api-key", _cmd_api_key, "print the API key (the only command that shows it)")
+    command("api-key", _cmd_api_key,
+            "print the API key (the only command that shows it; alias: token)")
     who = command("whoami", _cmd_whoami, "show the account the API key belongs to")
     who.add_argument("--json", action="store_true", help="print the account as JSON")
     status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
     status.add_argument("--json", action="store_true", help="print JSON")
     config = command("config", _cmd_config, "show resolved settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON")
-    sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites")
+    sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites",
+                    at=False)
     site_commands = sites.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
     site_commands.add_parser("list", help="list the configured sites").set_defaults(
         handler=_cmd_sites_list)
@@ -4332,6 +4407,7 @@ def _build_parser() -> Any:
     show.add_argument("site", nargs="?", help="site name or domain (default: default site)")
     show.add_argument("--all", action="store_true", help="every site's raw table")
     show.add_argument("--show-hidden", action="store_true", help="include rarely used fields")
+    _add_at_argument(show)
     for verb, handler, text in (("add", _cmd_sites_add, "add a site to config.toml"),
                                 ("modify", _cmd_sites_modify, "change a site in config.toml")):
         edit = site_commands.add_parser(verb, help=text, description=text)
@@ -4345,6 +4421,60 @@ def _build_parser() -> Any:
     return parser
 
 
+def _add_at_argument(parser: Any) -> None:
+    """``COMMAND --at SITE``, as the reference's commands take it; merged by _settle_at."""
+    import argparse
+
+    parser.add_argument("--at", dest="at_after", metavar="SITE", action="append",
+                        default=argparse.SUPPRESS, help="the site, as --at before the command")
+
+
+def _settle_at(parser: Any, args: Any) -> None:
+    """One site from every --at (before and after the command) and ``sites show SITE``."""
+    given = [*(args.at or ()), *getattr(args, "at_after", ())]
+    if getattr(args, "site", None) is not None and getattr(args, "sites_command", None) == "show":
+        given.append(args.site)
+    if any(not value.strip() for value in given):
+        parser.error("--at needs a site name or domain, not an empty string")
+    different = list(dict.fromkeys(given))
+    if len(different) > 1:
+        parser.error(f"the site is given twice, as {different[0]!r} and {different[1]!r}; "
+                     "give it once")
+    args.at = different[0] if different else None
+
+
+# The reference's spellings, made canonical before parsing so that --help lists each command
+# once: the ``auth`` group (``cloud`` is its old, hidden name) and ``token`` (gh's and uv's name).
+_COMMAND_GROUPS = ("auth", "cloud")
+_GROUP_COMMANDS = ("login", "logout", "whoami", "api-key", "status")
+_COMMAND_ALIASES = {"token": "api-key"}
+_ROOT_OPTIONS_WITH_VALUE = ("--at",)  # the word after them is not a command
+
+
+def _canonical_argv(argv: list[str]) -> tuple[list[str], str | None]:
+    """(argv with a group word dropped and aliases replaced, a usage error or None)."""
+    argv = list(argv)
+    group = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            break
+        if word.startswith("-"):
+            i += 2 if word in _ROOT_OPTIONS_WITH_VALUE else 1
+            continue
+        if group is None and word in _COMMAND_GROUPS:
+            group = word
+            del argv[i]
+            continue
+        argv[i] = _COMMAND_ALIASES.get(word, word)
+        if group and argv[i] not in _GROUP_COMMANDS:
+            return argv, (f"{group} has no command {word!r}; it has "
+                          f"{', '.join(_GROUP_COMMANDS)} (and token, for api-key)")
+        break
+    return argv, None
+
+
 def _usage(parser: Any) -> int:
     parser.print_help(sys.stderr)
     return 2
@@ -4356,27 +4486,43 @@ def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> Non
 
 
 def _parse_api_key_command(argv: list[str]) -> Any:
-    """``[--at SITE] api-key`` without argparse, whose import and parser cost more than the
-    rest of the command: api-key is what scripts call in a loop."""
-    at = None
-    if argv[:1] == ["--at"] and len(argv) == 3:
-        at, argv = argv[1], argv[2:]
-    elif argv[:1] and argv[0].startswith("--at=") and len(argv) == 2:
-        at, argv = argv[0][len("--at="):], argv[1:]
-    if argv != ["api-key"] or (at is not None and (not at or at.startswith("-"))):
+    """``api-key`` with ``--at SITE`` before or after it (canonical argv), without argparse,
+    whose import and parser cost more than the rest of the command: api-key is what scripts
+    call in a loop. Anything else (or a doubtful --at) is left to argparse: None."""
+    sites = []
+    command = False
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--at" and i + 1 < len(argv):
+            sites.append(argv[i + 1])
+            i += 2
+            continue
+        if word.startswith("--at="):
+            sites.append(word[len("--at="):])
+        elif word == "api-key" and not command:
+            command = True
+        else:
+            return None
+        i += 1
+    if not command or len(set(sites)) > 1 or any(not s.strip() or s.startswith("-") for s in sites):
         return None
     import types
 
-    return types.SimpleNamespace(at=at, verbose=False, handler=_cmd_api_key)
+    return types.SimpleNamespace(at=sites[0] if sites else None, verbose=False,
+                                 handler=_cmd_api_key)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = _parse_api_key_command(argv)
+    argv, problem = _canonical_argv(sys.argv[1:] if argv is None else argv)
+    args = None if problem else _parse_api_key_command(argv)
     if args is None:
         parser = _build_parser()
+        if problem:
+            parser.error(problem)
         args = parser.parse_args(argv)
+        _settle_at(parser, args)
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0
