@@ -151,13 +151,37 @@ class KeyExpiringWarning(UserWarning):
     ``warnings.filterwarnings("ignore", category=KeyExpiringWarning)`` silences it)."""
 
 
-_warned: set[str] = set()
+class _ProcessCaches:
+    """All the process remembers between calls, each because it pays for itself: urllib3 pools
+    (keep-alive saves a TCP and TLS handshake), OpenID discovery (a network round trip), the
+    proxies found in the environment (scanning it costs ~50 µs a request), the parsed file
+    store (re-read only when the file changes), the warnings already given, and urllib3's Retry
+    subclass (made on first use: urllib3 is imported lazily). What one Config implies hangs off
+    that Config instead. Tests start each case with ``reset()``."""
+
+    def __init__(self) -> None:
+        self.pools: dict[tuple[Any, ...], Any] = {}
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything; the pools' connections are closed."""
+        for pool in self.pools.values():
+            pool.clear()
+        self.pools = {}
+        self.discovery: dict[str, JSONDict] = {}
+        self.proxies: dict[tuple[Any, ...], tuple[dict[str, str], bool]] = {}
+        self.file_store: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, str]]]] = {}
+        self.warned: set[str] = set()
+        self.retry_class: Any = None
+
+
+_caches = _ProcessCaches()
 
 
 def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
     """Emit a warning once per process (a fallback repeated on every call is noise)."""
-    if message not in _warned:
-        _warned.add(message)
+    if message not in _caches.warned:
+        _caches.warned.add(message)
         import warnings
 
         warnings.warn(message, category, stacklevel=3)
@@ -347,13 +371,16 @@ class Config:
     sources: Mapping[str, str]
     config_path: str
 
-    __slots__ = (*_FIELDS, "sources", "config_path")
+    _request_site: _Site | None  # what request() derives from this Config, made on first use
+
+    __slots__ = (*_FIELDS, "sources", "config_path", "_request_site")
 
     def __init__(self, values: Mapping[str, Any], sources: Mapping[str, str], config_path: str):
         for name in _FIELDS:
             object.__setattr__(self, name, _freeze(values[name]))
         object.__setattr__(self, "sources", _freeze(dict(sources)))
         object.__setattr__(self, "config_path", config_path)
+        object.__setattr__(self, "_request_site", None)
 
     def __setattr__(self, name: str, value: object) -> NoReturn:
         raise AttributeError(f"Config is immutable; use config.replace({name}=...)")
@@ -461,14 +488,18 @@ def _env_items(environ: Mapping[str, str], prefix: str) -> Iterator[tuple[str, s
             yield name[len(prefix) :].lower(), value, name
 
 
-def _read_text(path: str, what: str) -> str | None:
-    """A UTF-8 text file's content; None when it does not exist; ConfigError naming it else."""
+def _read_text(path: str, what: str, unreadable_ok: bool = False) -> str | None:
+    """A UTF-8 text file's content; None when there is no such file (a directory of that name,
+    like a virtualenv called .env, is not one) or, if ``unreadable_ok``, it cannot be read; a
+    ConfigError naming the file otherwise. Every file this module reads is read here."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
     except OSError as e:
+        if unreadable_ok:
+            return None
         raise ConfigError(f"{path}: cannot read {what} ({e.strerror})") from None
     try:
         return data.decode("utf-8")
@@ -506,12 +537,9 @@ def _read_secrets_dir(path: str) -> dict[str, str]:
     values = {}
     for name in names:
         if name.upper().startswith("ANACONDA_"):
-            try:
-                text = _read_text(os.path.join(path, name), "secret file")
-            except ConfigError as e:
-                if "UTF-8" in str(e):
-                    raise
-                continue  # unreadable entries of a shared secrets directory are not ours
+            # Unreadable entries of a shared secrets directory are not ours; a secret that is
+            # not text is a mistake worth naming.
+            text = _read_text(os.path.join(path, name), "secret file", unreadable_ok=True)
             if text is not None:
                 values[name] = text.strip()
     return values
@@ -519,26 +547,11 @@ def _read_secrets_dir(path: str) -> dict[str, str]:
 
 def _read_config_toml(path: str) -> dict[str, Any]:
     """The parsed config.toml; {} when the file does not exist."""
-    text = _read_config_text(path)
+    text = _read_text(path, "config file")
     if text is None:
         return {}
     simple = _parse_simple_toml(text)
     return simple if simple is not None else _parse_config_toml(path, text)
-
-
-def _read_config_text(path: str) -> str | None:
-    """The text of config.toml; None when the file does not exist."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read config file ({e.strerror})") from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
 def _parse_config_toml(path: str, text: str) -> dict[str, Any]:
@@ -549,9 +562,8 @@ def _parse_config_toml(path: str, text: str) -> dict[str, Any]:
     try:
         parsed: dict[str, Any] = toml.loads(text)
     except toml.TOMLDecodeError as e:
-        last_line = text.count("\n") + 1
-        where = "at that line" if "line" in str(e) else f"near its end (line {last_line})"
-        raise ConfigError(f"{path}: {e}. Fix the TOML syntax {where}.") from None
+        raise ConfigError(f"{path}: {e}. Fix the TOML syntax there (the file ends at line "
+                          f"{text.count(chr(10)) + 1}).") from None
     return parsed
 
 
@@ -1270,7 +1282,7 @@ def _warn_legacy(legacy: list[tuple[str, Any, str]]) -> None:
         f"'ANACONDA_CLOUD_' or in the 'plugin.cloud' section of config.toml: {fields}. Rename the "
         "variables to ANACONDA_AUTH_..., or the section to [plugin.auth]."
     )
-    if message not in _warned:
+    if message not in _caches.warned:
         print(f"anaconda_auth: deprecated: {message}", file=sys.stderr)
     _warn_once(message, DeprecationWarning)
 
@@ -1329,9 +1341,113 @@ _BASE64_CHARACTERS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 
 
-# The api-key path decodes three small JSON documents and two base64 strings. The json and
-# base64 modules import re (and with it enum, functools, collections): more start-up time than
-# the rest of the command. These two helpers use the same C code those modules use.
+# -- The start-up shortcut ------------------------------------------------------------------------
+# The api-key path decodes three small JSON documents (the token store, the stored token, the
+# key's claims). The json module imports re (and with it enum, functools, collections): more
+# start-up time than the rest of the command. So the plain JSON those documents are written in
+# (objects, arrays, strings, integers, true, false, null) is read here with str methods alone;
+# anything else, and anything invalid, goes to json.loads, which gives its own errors (the
+# tests force that fallback). Like the TOML reader, it uses nothing but str methods.
+_JSON_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r",
+                 "t": "\t"}
+
+
+def _json_loads(text: str) -> Any:
+    """``json.loads(text)``, without importing json for plain documents."""
+    try:
+        value, end = _plain_json_value(text, _json_skip(text, 0))
+        if _json_skip(text, end) == len(text):
+            return value
+    except (ValueError, RecursionError):
+        pass  # not plain JSON: json.loads reads it, or says what is wrong
+    import json
+
+    return json.loads(text)
+
+
+def _json_skip(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def _plain_json_value(text: str, pos: int) -> tuple[Any, int]:
+    """The plain JSON value at ``pos`` and the position after it; ValueError for anything else."""
+    if text.startswith('"', pos):
+        return _plain_json_string(text, pos)
+    if text.startswith(("{", "["), pos):
+        return _plain_json_container(text, pos)
+    for word, value in (("true", True), ("false", False), ("null", None)):
+        if text.startswith(word, pos):
+            return value, pos + len(word)
+    start = pos + text.startswith("-", pos)
+    end = start
+    while end < len(text) and text[end] in "0123456789":
+        end += 1
+    digits = text[start:end]
+    if not digits or (digits[0] == "0" and digits != "0") or text.startswith((".", "e", "E"), end):
+        raise ValueError("not a plain JSON value")
+    return int(text[pos:end]), end
+
+
+def _plain_json_container(text: str, pos: int) -> tuple[Any, int]:
+    """An object or an array."""
+    keyed = text[pos] == "{"
+    closer = "}" if keyed else "]"
+    items: list[Any] = []
+    pos = _json_skip(text, pos + 1)
+    if not text.startswith(closer, pos):
+        while True:
+            if keyed:
+                if not text.startswith('"', pos):
+                    raise ValueError("expected a key")
+                key, pos = _plain_json_string(text, pos)
+                pos = _json_skip(text, pos)
+                if not text.startswith(":", pos):
+                    raise ValueError("expected ':'")
+                pos = _json_skip(text, pos + 1)
+            value, pos = _plain_json_value(text, pos)
+            items.append((key, value) if keyed else value)
+            pos = _json_skip(text, pos)
+            if text.startswith(closer, pos):
+                break
+            if not text.startswith(",", pos):
+                raise ValueError("expected ','")
+            pos = _json_skip(text, pos + 1)
+    return (dict(items) if keyed else items), pos + 1
+
+
+def _plain_json_string(text: str, pos: int) -> tuple[str, int]:
+    out: list[str] = []
+    i = pos + 1
+    while True:
+        end = text.find('"', i)
+        if end < 0:
+            raise ValueError("unterminated string")
+        slash = text.find("\\", i, end)
+        stop = end if slash < 0 else slash
+        chunk = text[i:stop]
+        if not chunk.isprintable() and any(c < " " for c in chunk):
+            raise ValueError("a control character in a string")
+        out.append(chunk)
+        if slash < 0:
+            return "".join(out), end + 1
+        code = text[slash + 1 : slash + 2]
+        if code == "u":
+            digits = text[slash + 2 : slash + 6]
+            if len(digits) != 4 or not _HEX_DIGITS.issuperset(digits) or (
+                    0xD800 <= int(digits, 16) <= 0xDFFF):
+                raise ValueError("a \\u escape json.loads reads")  # surrogates pair up there
+            out.append(chr(int(digits, 16)))
+            i = slash + 6
+        elif code in _JSON_ESCAPES:
+            out.append(_JSON_ESCAPES[code])
+            i = slash + 2
+        else:
+            raise ValueError("an invalid escape")
+
+
+# base64 imports re as well; binascii is the C code underneath it.
 
 
 def _b64decode(text: str, urlsafe: bool = False) -> bytes:
@@ -1343,39 +1459,6 @@ def _b64decode(text: str, urlsafe: bool = False) -> bytes:
     if not isinstance(text, str) or not text or not _BASE64_CHARACTERS.issuperset(text):
         raise ValueError("not base64")
     return binascii.a2b_base64(text)
-
-
-class _JSONContext:
-    """What CPython's C JSON scanner reads from a decoder: json.loads's defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = {"NaN": float("nan"), "Infinity": float("inf"),
-                      "-Infinity": float("-inf")}.__getitem__
-
-
-def _json_loads(text: str) -> Any:
-    """``json.loads(text)``; what the fast scanner does not accept goes to json.loads itself,
-    so errors read exactly as usual."""
-    try:
-        scanner = __import__("_json").make_scanner(_JSONContext)
-    except (ImportError, AttributeError):  # not CPython
-        scanner = None
-    if scanner is not None:
-        stripped = text.strip(" \t\n\r")
-        try:
-            value, end = scanner(stripped, 0)
-        except Exception:  # noqa: BLE001, S110 - e.g. SystemError on 3.11 before json is imported
-            pass
-        else:
-            if end == len(stripped):
-                return value
-    import json
-
-    return json.loads(text)
 
 
 def _encode_token(domain: str, api_key: str, username: str | None = None,
@@ -1469,9 +1552,6 @@ def _file_store_write(path: str, data: Mapping[str, Mapping[str, str]]) -> None:
         raise _storage_error(path, e, "saving the API key") from None
 
 
-_file_store_cache: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, str]]]] = {}
-
-
 class _FileStore:
     """The reference's ``~/.anaconda/keyring`` file, done safely."""
 
@@ -1489,9 +1569,9 @@ class _FileStore:
         except OSError as e:
             raise _storage_error(self.path, e, "reading stored API keys") from None
         signature = (info.st_ino, info.st_mtime_ns, info.st_size)
-        cached = _file_store_cache.get(self.path)
+        cached = _caches.file_store.get(self.path)
         if cached is None or cached[0] != signature:
-            cached = _file_store_cache[self.path] = (signature, _file_store_read(self.path))
+            cached = _caches.file_store[self.path] = (signature, _file_store_read(self.path))
         return cached[1].get(KEYRING_SERVICE, {}).get(username)
 
     def update(self, change: Callable[[dict[str, str]], bool]) -> None:
@@ -1838,7 +1918,6 @@ _MAX_REDIRECTS = 5
 _CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
 _LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
 _CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
-_pools: dict[tuple[Any, ...], Any] = {}
 
 
 class Response:
@@ -1970,33 +2049,32 @@ def _printable(value: Any) -> str:
 
 # -- Request headers ------------------------------------------------------------------------------
 
-_hostname_headers: dict[bool, str] = {}
-
-
 def _client_hostname(hashed: bool) -> str:
     """X-Client-Hostname as the reference sends it: blake2b-16 of the host name, URL-safe."""
-    if hashed not in _hostname_headers:
-        import socket
+    import socket
 
-        try:
-            name = socket.gethostname()
-        except OSError:
-            name = ""
-        name = name.removesuffix(".local")
-        if hashed:
-            import base64
-            import hashlib
+    try:
+        name = socket.gethostname()
+    except OSError:
+        name = ""
+    name = name.removesuffix(".local")
+    if hashed:
+        import base64
+        import hashlib
 
-            digest = hashlib.blake2b(name.encode(), digest_size=16, person=b"hostname").digest()
-            name = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-        _hostname_headers[hashed] = name
-    return _hostname_headers[hashed]
+        digest = hashlib.blake2b(name.encode(), digest_size=16, person=b"hostname").digest()
+        name = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return name
 
 
 class _Site:
-    """What request() derives from one Config, computed once: a Config never changes."""
+    """What request() derives from one Config, computed once and kept on it (a Config never
+    changes): headers, the hosts that may get the key, TLS options per CA variables."""
 
     __slots__ = ("base_url", "config", "headers", "hosts", "tls")
+    base_url: str
+    headers: dict[str, str]
+    hosts: set[tuple[str, int | None]]
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -2019,15 +2097,11 @@ class _Site:
         self.tls: dict[tuple[Any, ...], tuple[tuple[str, Any], ...]] = {}
 
 
-_sites: dict[int, _Site] = {}
-
-
 def _site_for(config: Config) -> _Site:
-    site = _sites.get(id(config))
-    if site is None or site.config is not config:
-        if len(_sites) >= 64:  # a bound, not an LRU: programs use a handful of configs
-            _sites.clear()
-        site = _sites[id(config)] = _Site(config)
+    site = config._request_site
+    if site is None:
+        site = _Site(config)
+        object.__setattr__(config, "_request_site", site)  # derived, so Config stays immutable
     return site
 
 
@@ -2067,36 +2141,21 @@ def _request_headers(site: _Site, headers: Mapping[str, str] | None,
 # -- Bearer key -----------------------------------------------------------------------------------
 
 
-_parsed_urls: dict[str, tuple[tuple[str, str, int | None], str]] = {}
-
-
-def _parse_url(url: str) -> tuple[tuple[str, str, int | None], str]:
-    """((scheme, lower-case host, port), request target) of ``url``, as urllib3 parses it.
+def _host_port(url: str) -> tuple[str, str, int | None]:
+    """(scheme, lower-case host, port) of ``url``, the port defaulting by scheme, as urllib3
+    parses it.
 
     The decision who may get the key and the connection urllib3 makes must come from the same
-    parser: parsers disagree on odd URLs (``https://evil.test\\@anaconda.com/``). Cached, since
-    request() asks several times per call.
+    parser: parsers disagree on odd URLs (``https://evil.test\\@anaconda.com/``).
     """
-    found = _parsed_urls.get(url)
-    if found is None:
-        import urllib3
+    import urllib3
 
-        try:
-            parsed = urllib3.util.parse_url(url)
-        except urllib3.exceptions.LocationParseError:
-            raise ValueError(f"{url!r} is not a valid URL") from None
-        scheme = (parsed.scheme or "").lower()
-        port = parsed.port or {"https": 443, "http": 80}.get(scheme)
-        if len(_parsed_urls) >= 256:
-            _parsed_urls.clear()
-        found = ((scheme, (parsed.host or "").lower(), port), parsed.request_uri)
-        _parsed_urls[url] = found
-    return found
-
-
-def _host_port(url: str) -> tuple[str, str, int | None]:
-    """(scheme, lower-case host, port) of ``url``, the port defaulting by scheme."""
-    return _parse_url(url)[0]
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except urllib3.exceptions.LocationParseError:
+        raise ValueError(f"{url!r} is not a valid URL") from None
+    scheme = (parsed.scheme or "").lower()
+    return scheme, (parsed.host or "").lower(), parsed.port or {"https": 443, "http": 80}.get(scheme)
 
 
 def _may_carry_key(origin: tuple[str, str, int | None], site: _Site) -> bool:
@@ -2198,11 +2257,11 @@ def _truststore_context() -> Any:
     return truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
-def _proxy_for(url: str, config: Config) -> str | None:
-    """The proxy for ``url``: ``proxy_servers`` from the configuration (keys as requests and
+def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | None:
+    """The proxy for a URL's ``origin``: ``proxy_servers`` from the configuration (keys as requests and
     conda use them: ``scheme://host``, ``scheme``, ``all://host``, ``all``), else the
     environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) through the standard library."""
-    scheme, host, _ = _host_port(url)
+    scheme, host, _ = origin
     if config.proxy_servers:
         for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all"):
             if config.proxy_servers.get(key):
@@ -2219,47 +2278,32 @@ def _proxy_for(url: str, config: Config) -> str | None:
     return None if bypass else proxies.get(scheme) or proxies.get("all")
 
 
-_encoded_names: dict[tuple[str, ...], tuple[Any, ...]] = {}
-
-
 def _environment_key(names: tuple[str, ...]) -> tuple[Any, ...]:
     """A fingerprint of some environment variables, to know when to recompute what depends on
-    them. ``os.environ.get`` costs ~0.6 µs a name (encoding, and a KeyError for each missing
-    one) and request() checks a dozen names per call, so this reads the dict under
-    ``os.environ`` directly where CPython has one."""
-    data = getattr(os.environ, "_data", None)
-    encode = getattr(os.environ, "encodekey", None)
-    if not isinstance(data, dict) or encode is None:
-        return tuple(map(os.environ.get, names))
-    keys = _encoded_names.get(names)
-    if keys is None:
-        keys = _encoded_names[names] = tuple(map(encode, names))
-    return tuple(map(data.get, keys))
+    them (a dozen names per request, ~0.6 µs each)."""
+    return tuple(map(os.environ.get, names))
 
 
 _PROXY_VARIABLES = tuple(variable for name in ("http", "https", "all", "no") for variable in (
     f"{name}_proxy", f"{name.upper()}_PROXY")) + ("REQUEST_METHOD",)  # CGI drops HTTP_PROXY
-_proxy_cache: dict[tuple[Any, ...], tuple[dict[str, str], bool]] = {}
-
-
 def _discovered_proxies() -> tuple[dict[str, str], bool]:
     """(proxies, whether they came from the environment), recomputed only when a proxy
     variable changes: scanning the whole environment on every request costs more than the
     request itself."""
     key = _environment_key(_PROXY_VARIABLES)
-    if key not in _proxy_cache:
+    if key not in _caches.proxies:
         import urllib.request
 
         from_environment = urllib.request.getproxies_environment()
         proxies = from_environment or urllib.request.getproxies()  # system settings otherwise
-        _proxy_cache[key] = (proxies, bool(from_environment))
-    return _proxy_cache[key]
+        _caches.proxies[key] = (proxies, bool(from_environment))
+    return _caches.proxies[key]
 
 
 def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
     """The process's pool for this TLS and proxy setting, made on first use."""
     key = (tls, proxy)
-    pool = _pools.get(key)
+    pool = _caches.pools.get(key)
     if pool is None:
         import urllib3
 
@@ -2272,25 +2316,8 @@ def _pool(tls: tuple[tuple[str, Any], ...], proxy: str | None) -> Any:
                                         **options)
         else:
             pool = urllib3.PoolManager(num_pools=10, **options)
-        _pools[key] = pool
+        _caches.pools[key] = pool
     return pool
-
-
-_connection_pools: dict[tuple[Any, ...], Any] = {}
-
-
-def _connection_pool(tls: tuple[tuple[str, Any], ...], url: str) -> tuple[Any, str]:
-    """(the connection pool for ``url``'s origin, the request target): what PoolManager.urlopen
-    works out on every call (URL parsing, pool-key normalisation), kept between calls."""
-    origin, path = _parse_url(url)
-    key = (tls, origin)
-    pool = _connection_pools.get(key)
-    if pool is None or pool.pool is None:  # None: closed, the manager let it go
-        if len(_connection_pools) >= 64:
-            _connection_pools.clear()
-        pool = _pool(tls, None).connection_from_host(origin[1], origin[2], origin[0])
-        _connection_pools[key] = pool
-    return pool, path
 
 
 def _split_proxy_credentials(proxy: str) -> tuple[str, dict[str, str]]:
@@ -2312,30 +2339,24 @@ def _split_proxy_credentials(proxy: str) -> tuple[str, dict[str, str]]:
 
 # -- Retries, timeouts, errors --------------------------------------------------------------------
 
-_retry_classes: list[Any] = []
-_retries: dict[int, Any] = {}
-_timeouts: dict[Any, Any] = {}
-
-
 def _retry(retries: int | None) -> Any:
     """Backoff with jitter on connection errors and 429/502/503/504, honouring Retry-After.
 
-    urllib3 retries a read error or an error status only for the allowed (idempotent) methods,
-    while a connection that failed before the request was sent is retried for every method:
-    so a POST body is never sent twice. (A Retry is immutable: one per count is shared.)
+    Idempotent methods retry every failure that is not permanent. Other methods (POST, PATCH)
+    retry only a connection that could not be opened (refused, timed out): anything later, a
+    TLS handshake included, may have come after the body went out, and a body is never sent
+    twice.
     """
     count = 3 if retries is None else retries
-    if count not in _retries:
-        _retries[count] = _retry_class()(
-            total=count, connect=count, read=count, status=count, redirect=False,
-            allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
-            backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
-        )
-    return _retries[count]
+    return _retry_class()(
+        total=count, connect=count, read=count, status=count, redirect=False,
+        allowed_methods=_IDEMPOTENT_METHODS, status_forcelist=_RETRY_STATUSES,
+        backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True,
+    )
 
 
 def _retry_class() -> Any:
-    if not _retry_classes:
+    if _caches.retry_class is None:
         import random
 
         import urllib3
@@ -2358,22 +2379,18 @@ def _retry_class() -> Any:
                           error: Any = None, _pool: Any = None, _stacktrace: Any = None) -> Any:
                 if error is not None and (_is_permanent_failure(error) or (
                         str(method).upper() not in _IDEMPOTENT_METHODS
-                        and not _failed_before_sending(error))):
+                        and not _is_connect_failure(error))):
                     raise urllib3.exceptions.MaxRetryError(_pool, url, error) from error
                 return super().increment(method, url, response, error, _pool, _stacktrace)
 
-        _retry_classes.append(_Retry)
-    return _retry_classes[0]
+        _caches.retry_class = _Retry
+    return _caches.retry_class
 
 
-def _failed_before_sending(error: BaseException) -> bool:
-    """Whether the request never left: the failure happened while connecting (refused, timed
-    out, TLS handshake). urllib3 reports a TLS error in the handshake and one after the request
-    was sent alike, so the tracebacks say which it was. Only then may a POST be tried again."""
-    import urllib3
-
-    if isinstance(error, urllib3.exceptions.ConnectTimeoutError):  # includes refused
-        return True
+def _error_chain(error: BaseException) -> Iterator[BaseException]:
+    """``error`` and the exceptions behind it: urllib3 wraps the original in ``reason``
+    (MaxRetryError), ``original_error`` (ProxyError) or its first argument, Python in
+    ``__cause__`` / ``__context__``."""
     pending: list[Any] = [error]
     seen: set[int] = set()
     while pending:
@@ -2381,35 +2398,41 @@ def _failed_before_sending(error: BaseException) -> bool:
         if not isinstance(current, BaseException) or id(current) in seen:
             continue
         seen.add(id(current))
-        frame = current.__traceback__
-        while frame is not None:
-            if frame.tb_frame.f_code.co_name in ("connect", "_validate_conn", "_new_conn"):
-                return True
-            frame = frame.tb_next
-        pending += [current.__cause__, current.__context__, *current.args]
-    return False
+        yield current
+        pending += [current.__cause__, current.__context__, getattr(current, "reason", None),
+                    getattr(current, "original_error", None), *current.args[:1]]
+
+
+def _is_connect_failure(error: BaseException) -> bool:
+    """The connection was never opened, so nothing was sent: urllib3's NewConnectionError
+    (refused, unreachable, no such host) and ConnectTimeoutError, also behind a ProxyError."""
+    import urllib3
+
+    reached = getattr(error, "original_error", error)  # ProxyError: the proxy could not be reached
+    return isinstance(reached, urllib3.exceptions.ConnectTimeoutError)  # includes NewConnection
 
 
 def _is_permanent_failure(error: BaseException) -> bool:
-    """Failures that the same request will meet again: retrying only delays the message."""
-    text = str(error)
-    # "Tunnel connection failed: 4xx": the proxy refused our credentials or the port.
-    return "CERTIFICATE_VERIFY_FAILED" in text or "Tunnel connection failed: 4" in text
+    """Failures that the same request will meet again: retrying only delays the message. A
+    certificate that did not verify, and a proxy that answered our CONNECT with a refusal
+    (http.client raises a bare OSError, without errno, for any status but 200)."""
+    import ssl
+
+    return any(isinstance(e, ssl.SSLCertVerificationError)
+               or (type(e) is OSError and e.errno is None) for e in _error_chain(error))
 
 
 def _timeout(timeout: None | float | tuple[float, float]) -> Any:
-    """A urllib3 Timeout (urllib3 clones it per connection, so one per value is shared)."""
-    key = tuple(timeout) if isinstance(timeout, list) else timeout
-    if key not in _timeouts:
-        import urllib3
+    """A urllib3 Timeout for seconds, or a (connect, read) pair of them."""
+    import urllib3
 
-        pair = _DEFAULT_TIMEOUT if key is None else key if isinstance(key, tuple) else (key, key)
-        if len(pair) != 2 or not all(
-                isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in pair):
-            raise ConfigError(f"request(timeout={timeout!r}): give seconds > 0, or a (connect, "
-                              "read) pair of them")
-        _timeouts[key] = urllib3.Timeout(connect=pair[0], read=pair[1])
-    return _timeouts[key]
+    key = tuple(timeout) if isinstance(timeout, list) else timeout
+    pair = _DEFAULT_TIMEOUT if key is None else key if isinstance(key, tuple) else (key, key)
+    if len(pair) != 2 or not all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and x > 0 for x in pair):
+        raise ConfigError(f"request(timeout={timeout!r}): give seconds > 0, or a (connect, "
+                          "read) pair of them")
+    return urllib3.Timeout(connect=pair[0], read=pair[1])
 
 
 def _network_error(method: str, url: str, proxy: str | None, error: Exception) -> NetworkError:
@@ -2420,8 +2443,11 @@ def _network_error(method: str, url: str, proxy: str | None, error: Exception) -
     _, host, port = _host_port(url)
     where = f"{host}:{port}" if port else host
     text = str(cause)
-    if isinstance(cause, urllib3.exceptions.SSLError) or "CERTIFICATE_VERIFY_FAILED" in text:
-        if "CERTIFICATE_VERIFY_FAILED" in text:
+    import ssl
+
+    verify_failed = any(isinstance(e, ssl.SSLCertVerificationError) for e in _error_chain(error))
+    if isinstance(cause, urllib3.exceptions.SSLError) or verify_failed:
+        if verify_failed:
             return NetworkError(
                 f"{method} {url}: the TLS certificate of {where} could not be verified "
                 f"({_excerpt(text, 160)}). If a corporate proxy or firewall inspects TLS, point "
@@ -2440,7 +2466,7 @@ def _network_error(method: str, url: str, proxy: str | None, error: Exception) -
         return NetworkError(f"{method} {url}: could not connect to {where}: {inner}")
     if isinstance(cause, urllib3.exceptions.ConnectTimeoutError):
         return NetworkError(f"{method} {url}: timed out connecting to {where}")
-    if isinstance(cause, urllib3.exceptions.ReadTimeoutError) or "Read timed out" in text:
+    if any(isinstance(e, urllib3.exceptions.ReadTimeoutError) for e in _error_chain(error)):
         return NetworkError(f"{method} {url}: {where} did not answer in time (read timeout)")
     return NetworkError(f"{method} {url}: request to {where} failed: {_excerpt(text, 200)}")
 
@@ -2507,13 +2533,13 @@ def request(
                             f"the key goes only to {config.domain}'s own hosts over https.")
     tls = _tls_options_for(site_info)
     for _ in range(_MAX_REDIRECTS + 1):
+        proxy = _proxy_for(origin, config)
         sent_headers = dict(all_headers)
         # Plain http is allowed to loopback only, and not through a proxy: the key would travel
         # in clear to the proxy's host.
-        if key and _may_carry_key(origin, site_info) and (
-                origin[0] == "https" or not _proxy_for(url, config)):
+        if key and _may_carry_key(origin, site_info) and (origin[0] == "https" or not proxy):
             sent_headers["Authorization"] = f"Bearer {key}"
-        response = _send(method, url, sent_headers, payload, tls, config, timeout, retries)
+        response = _send(method, url, proxy, sent_headers, payload, tls, config, timeout, retries)
         location = response.headers.get("Location")
         if response.status not in (301, 302, 303, 307, 308) or not location:
             break
@@ -2570,32 +2596,36 @@ def _encode_body(method: str, json_body: Any, body: None | bytes | str,
     return body.encode("utf-8") if isinstance(body, str) else body
 
 
-def _send(method: str, url: str, headers: dict[str, str], payload: bytes | None,
-          tls: tuple[tuple[str, Any], ...], config: Config,
+def _send(method: str, url: str, proxy: str | None, headers: dict[str, str],
+          payload: bytes | None, tls: tuple[tuple[str, Any], ...], config: Config,
           timeout: None | float | tuple[float, float], retries: int | None) -> Response:
     import urllib3
 
-    proxy = _proxy_for(url, config)
+    if config.ssl_verify == "truststore" and getattr(urllib3, "__version__", "").startswith("1."):
+        _check_truststore_host(method, url)
     options = {"body": payload, "headers": headers, "redirect": False, "preload_content": True,
                "retries": _retry(retries), "timeout": _timeout(timeout)}
     try:
-        if proxy:
-            raw = _pool(tls, proxy).urlopen(method, url, **options)
-        else:
-            pool, path = _connection_pool(tls, url)
-            raw = pool.urlopen(method, path, assert_same_host=False, **options)
+        raw = _pool(tls, proxy).urlopen(method, url, **options)
     except urllib3.exceptions.HTTPError as e:
         raise _network_error(method, url, proxy, e) from None
-    except ValueError as e:
-        if "server_hostname" not in str(e):
-            raise
-        # truststore + urllib3 1.26 + an IP address: urllib3 passes no server_hostname.
-        raise NetworkError(
-            f"{method} {url}: TLS setup failed ({e}). With ssl_verify = \"truststore\", urllib3 "
-            "1.26 cannot verify a server given by IP address: use its host name, or urllib3 2."
-        ) from None
     return Response(raw.status, raw.reason or "", raw.headers, raw.data or b"", url,
                     "authorization" in {name.lower() for name in headers})
+
+
+def _check_truststore_host(method: str, url: str) -> None:
+    """urllib3 1.26 gives a truststore context no server_hostname for an IP address, which the
+    context refuses (a ValueError from deep inside the request): say so before trying."""
+    import ipaddress
+
+    _, host, _ = _host_port(url)
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return  # a host name: fine
+    raise NetworkError(
+        f"{method} {url}: with ssl_verify = \"truststore\", urllib3 1.26 cannot verify a server "
+        "given by IP address: use its host name, or urllib3 2.")
 
 
 def _parse_version(text: str) -> tuple[int, ...] | None:
@@ -2636,13 +2666,12 @@ _API_KEY_SCOPES = ["cloud:read", "cloud:write", "repo:read"]
 _DISTRIBUTION = "anaconda-auth-module"
 _DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _CONSOLE_BROWSERS = ("www-browser", "links", "elinks", "lynx", "w3m", "links2", "browsh")
-_discovery_cache: dict[str, JSONDict] = {}
 
 
 def discover(config: Config) -> JSONDict:
     """The site's OpenID configuration, fetched once per process per URL and validated."""
     url = config.well_known_url
-    if url not in _discovery_cache:
+    if url not in _caches.discovery:
         try:
             response = request("GET", url, config=config, auth=False)
             response.raise_for_status()
@@ -2664,8 +2693,8 @@ def discover(config: Config) -> JSONDict:
                 raise AuthenticationError(  # codes and tokens would travel in clear (RFC 9700 §2.6)
                     f"OpenID discovery at {url} gave {name} = {endpoint!r}: an OAuth endpoint "
                     "must use https (plain http only on this machine's loopback).")
-        _discovery_cache[url] = metadata
-    return _discovery_cache[url]
+        _caches.discovery[url] = metadata
+    return _caches.discovery[url]
 
 
 def _is_secure_endpoint(endpoint: Any) -> bool:
@@ -4043,7 +4072,7 @@ def _write_config_toml(
 
     try:
         with _FileLock(path):
-            old = _read_config_text(path)
+            old = _read_text(path, "config file")
             if shown is not None and (old or "") != shown:
                 raise AnacondaAuthError(f"{path} changed while waiting for confirmation. Nothing "
                                         "was written; run the command again.")
@@ -4461,7 +4490,7 @@ def _print_config_diff(path: str, old: str | None, new: str) -> None:
 
 def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDict]]) -> int:
     """--yes writes; --dry-run shows the diff; neither shows it and asks on a terminal."""
-    text = _read_config_text(path)
+    text = _read_text(path, "config file")
     _parse_config_toml(path, text or "")  # does not parse: exit 2 (ConfigError), before anything
     try:
         new = edit(text or "")[0]  # a request that cannot be done fails before anything is touched

@@ -257,7 +257,7 @@ def _isolated_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if name.upper().startswith(("ANACONDA_", "CONDA_")) or name in ("CONDARC", "MAMBARC"):
             monkeypatch.delenv(name)
     # Warnings shown once per process: each test starts with none shown yet.
-    monkeypatch.setattr(aa, "_warned", set())
+    aa._caches.reset()
 
 
 def assert_ok(result: subprocess.CompletedProcess, code: int = 0) -> None:
@@ -349,6 +349,22 @@ def drop_file_permission_override() -> list[str]:
     caps = "-dac_override,-dac_read_search"
     return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
 
+
+def mutated(rng: Any, bases: list[str], alphabet: list[str], count: int, edits: int) -> Any:
+    """``count`` random edits of the texts in ``bases`` (1 to ``edits`` inserts, deletes or
+    replacements of characters from ``alphabet`` each), for differential tests of the readers."""
+    for _ in range(count):
+        chars = list(rng.choice(bases))
+        for _ in range(rng.randint(1, edits)):
+            i = rng.randrange(len(chars))
+            op = rng.random()
+            if op < 0.4:
+                chars.insert(i, rng.choice(alphabet))
+            elif op < 0.8:
+                del chars[i]
+            else:
+                chars[i] = rng.choice(alphabet)
+        yield "".join(chars)
 
 # =================================================================================================
 # Errors
@@ -1474,6 +1490,72 @@ def test_legacy_entry_is_returned_even_when_it_cannot_be_moved(sandbox, monkeypa
         assert aa.get_api_key(sandbox.resolve()) == "legacy-key"
     assert any("anaconda.cloud" in str(w.message) for w in caught)
 
+
+
+PLAIN_JSON_CORPUS = [
+    '{}', '[]', ' {"a": "b"} ', '{"a": [1, -2, 0, true, false, null, {"b": []}]}', '"x"', "7",
+    '{"a": "\\u00e9\\n\\t\\"\\\\\\/"}', '{"a": 1, "a": 2}', '{"a": "\u2028\xa0"}',
+    # Beyond the plain subset or invalid: json.loads decides.
+    "1.5", "1e3", "-0", "01", "-", "Infinity", '"\\ud83d\\ude00"', '"\\ud800"', '{"a": 1,}', "[1,]",
+    '{"a" 1}', '"tab\there"', '"\\x41"', "", "  ", '{"a": 1} x', "[1] [2]", '"unterminated',
+    "tru", "nul", "[" * 3000 + "]" * 3000,
+]
+
+
+@pytest.mark.parametrize("text", PLAIN_JSON_CORPUS, ids=range(len(PLAIN_JSON_CORPUS)))
+@pytest.mark.parametrize("shortcut", ["on", "forced off"])
+def test_json_reader_agrees_with_json_loads(text, shortcut, monkeypatch):
+    """The start-up shortcut reads what json.loads reads, the same way; anything it does not
+    read goes to json.loads, with json's own errors (forced here for every text)."""
+    if shortcut == "forced off":
+        def decline(text: str, pos: int) -> Any:
+            raise ValueError("not plain")
+
+        monkeypatch.setattr(aa, "_plain_json_value", decline)
+    try:
+        expected: Any = json.loads(text)
+    except (ValueError, RecursionError) as e:
+        expected = type(e)
+    try:
+        got: Any = aa._json_loads(text)
+    except (ValueError, RecursionError) as e:
+        got = type(e)
+    assert got == expected
+
+
+def test_json_reader_never_disagrees_with_json_loads_on_mutated_documents():
+    import random
+
+    rng = random.Random(20261203)
+    bases = ['{"Anaconda Cloud": {"anaconda.com": "eyJkb21haW4iOiJhIn0="}, "x": {}}',
+             ('{"domain":"a.b","api_key":"k","repo_tokens":[{"token":"t","org_name":"o"}],'
+              '"version":2}'), '{"sub": "u\\u00e9", "exp": 1700000000, "aud": ["a", "b"]}']
+    alphabet = list('{}[]":,\\ \t\nabu0123456789-.eEtrfnl/') + ["\x01", "\u00e9"]
+    plain = 0
+    for text in mutated(rng, bases, alphabet, 20000, edits=3):
+        try:
+            expected: Any = json.loads(text)
+        except ValueError:
+            expected = ValueError
+        try:
+            value, end = aa._plain_json_value(text, aa._json_skip(text, 0))
+        except ValueError:
+            continue
+        if aa._json_skip(text, end) != len(text):
+            continue
+        plain += 1
+        assert value == expected, text
+    assert plain > 1000  # the check above really ran
+
+
+def test_stored_keys_are_read_with_the_json_shortcut_forced_off(sandbox, monkeypatch):
+    sandbox.store("anaconda.com", "key-1", username="alice", repo_tokens=[{"token": "t"}])
+
+    def decline(text: str, pos: int) -> Any:
+        raise ValueError("not plain")
+
+    monkeypatch.setattr(aa, "_plain_json_value", decline)
+    assert aa.get_api_key(sandbox.resolve()) == "key-1"
 
 # =================================================================================================
 # Public API
@@ -2674,18 +2756,7 @@ def test_plain_toml_reader_never_disagrees_with_tomllib_on_mutated_files():
              'a = "\\u00e9\\t\\"q\\"\\\\"\n[t]\nk=1']
     alphabet = list('[]{}"\'=.,#\\ \t\nabcu0123456789-+_tfrue')
     accepted = 0
-    for _ in range(20000):
-        chars = list(rng.choice(bases))
-        for _ in range(rng.randint(1, 4)):
-            i = rng.randrange(len(chars))
-            op = rng.random()
-            if op < 0.4:
-                chars.insert(i, rng.choice(alphabet))
-            elif op < 0.8:
-                del chars[i]
-            else:
-                chars[i] = rng.choice(alphabet)
-        text = "".join(chars)
+    for text in mutated(rng, bases, alphabet, 20000, edits=4):
         parsed = aa._parse_simple_toml(text)
         if parsed is None:
             continue

@@ -57,20 +57,14 @@ URLLIB3_2 = int(urllib3.__version__.split(".")[0]) >= 2
 
 @pytest.fixture(autouse=True)
 def fresh_http_state(monkeypatch: pytest.MonkeyPatch):
-    """Per-test module caches (pools, host name header, truststore context, once-warnings) and
-    no proxy variables from the machine; pools opened by the test are closed afterwards."""
-    pools: dict[Any, Any] = {}
-    monkeypatch.setattr(aa, "_pools", pools)
-    monkeypatch.setattr(aa, "_hostname_headers", {})
-    monkeypatch.setattr(aa, "_sites", {})  # per-config headers and TLS options
-    monkeypatch.setattr(aa, "_warned", set())
-    if hasattr(aa, "_proxy_cache"):  # proxies discovered from the environment, per variables
-        monkeypatch.setattr(aa, "_proxy_cache", {})
+    """Each test starts with the module's caches empty (pools, discovery, proxies found in the
+    environment, once-warnings) and no proxy variables from the machine; yields the pools, and
+    closes the ones the test opened afterwards."""
+    aa._caches.reset()
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    yield pools
-    for pool in pools.values():
-        pool.clear()
+    yield aa._caches.pools
+    aa._caches.reset()
 
 
 @pytest.fixture
@@ -1428,14 +1422,49 @@ def test_post_is_not_resent_after_the_server_read_it(https_server, make_config):
     assert len(server.requests) == 1 and server.requests[0].json() == {"n": 1}
 
 
-def test_post_is_retried_when_the_connection_failed_before_sending(https_server, make_config):
+def test_get_is_retried_after_a_dropped_tls_handshake(https_server, make_config):
+    server = https_server()
+    server.route("GET", "/p", (200, {}, "ok"))
+    dropped = fail_first_handshake(server)
+    assert aa.request("GET", "/p", config=make_config(server)).text == "ok"
+    assert dropped == [1]
+    assert len(server.requests) == 1
+
+
+def test_post_is_not_retried_after_a_dropped_tls_handshake(https_server, make_config):
+    """urllib3 reports a TLS error in the handshake and one after the body went out alike
+    (SSLError), so a POST takes neither for safe to resend."""
     server = https_server()
     server.route("POST", "/p", lambda r: (201, {}, r.json()))
     dropped = fail_first_handshake(server)
-    response = aa.request("POST", "/p", config=make_config(server), json={"n": 1})
-    assert (response.status, response.json()) == (201, {"n": 1})
+    with pytest.raises(aa.NetworkError, match=f"TLS error talking to 127.0.0.1:{server.port}"):
+        aa.request("POST", "/p", config=make_config(server), json={"n": 1})
     assert dropped == [1]
-    assert len(server.requests) == 1  # the body was sent exactly once
+    assert server.requests == []
+
+
+def test_the_safe_retry_rule_from_urllib3s_public_exceptions():
+    """POST retries only a connection that was never opened (NewConnectionError and
+    ConnectTimeoutError, also behind a ProxyError); GET retries those and later failures."""
+    import urllib3.exceptions as ue
+
+    refused = ue.NewConnectionError(None, "Failed to establish a new connection: refused")
+    cases = [
+        (refused, True),
+        (ue.ConnectTimeoutError(None, "timed out"), True),
+        (ue.ProxyError("Unable to connect to proxy", refused), True),
+        (ue.SSLError("EOF occurred in violation of protocol"), False),
+        (ue.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")), False),
+        (ue.ReadTimeoutError(None, "/p", "Read timed out."), False),
+    ]
+    for error, post_retried in cases:
+        for method, retried in (("POST", post_retried), ("GET", True)):
+            retry = aa._retry(3)
+            if retried:
+                assert retry.increment(method, "/p", error=error).total == 2, (method, error)
+            else:
+                with pytest.raises(ue.MaxRetryError):
+                    retry.increment(method, "/p", error=error)
 
 
 def test_get_is_retried_after_a_connection_reset(https_server, make_config):

@@ -61,9 +61,9 @@ TOKEN = (200, {}, {"access_token": "fake-access-token", "token_type": "Bearer", 
 @pytest.fixture(autouse=True)
 def fresh_discovery_cache():
     """Discovery is cached per process per URL; a later test's server may reuse a port."""
-    aa._discovery_cache.clear()
+    aa._caches.reset()
     yield
-    aa._discovery_cache.clear()
+    aa._caches.reset()
 
 
 class FakeClock:

@@ -94,15 +94,15 @@ def _breakdown(aa: Any, url: str, explicit: Any, keyed: Any) -> None:
         "resolve_config() (default config, per call)": "aa.resolve_config()",
         "_site_for(config) (cached per config)": "aa._site_for(explicit)",
         "_request_headers(site, None, None)": "aa._request_headers(site, None, None)",
-        "_host_port(url) (cached per origin)": "aa._host_port(url)",
+        "_host_port(url) (once per request)": "aa._host_port(url)",
         "_may_carry_key(origin, site) (x2 per request)": "aa._may_carry_key(origin, site)",
         "_bearer_key(config, None), no stored key": "aa._bearer_key(explicit, None)",
         "_bearer_key(config, None), stored key": "aa._bearer_key(keyed, None)",
         "_tls_options_for(site) (cached)": "aa._tls_options_for(site)",
-        "_proxy_for(url, config)": "aa._proxy_for(url, explicit)",
+        "_proxy_for(origin, config)": "aa._proxy_for(origin, explicit)",
         "_pool(tls, proxy) (cached)": "aa._pool(tls, None)",
-        "_retry(None) (cached)": "aa._retry(None)",
-        "_timeout(None) (cached)": "aa._timeout(None)",
+        "_retry(None)": "aa._retry(None)",
+        "_timeout(None)": "aa._timeout(None)",
     }
     names = {"aa": aa, "url": url, "explicit": explicit, "keyed": keyed}
     try:
