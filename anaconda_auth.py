@@ -19,6 +19,7 @@ Public API::
     response = request("GET", "/api/account", config=config)
     whoami(config)
     is_logged_in("my-site")                # offline; a site name or domain works as a config
+    Client("my-site", user_agent="my-app/1.0").get("/api/...")   # settings held for many calls
 
 The module reads top to bottom in the order data flows: errors, files (atomic writes, locks),
 configuration, token storage, HTTP, OpenID Connect flows, public API, then what only the command
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnacondaAuthError",
     "AuthenticationError",
+    "Client",
     "Config",
     "ConfigError",
     "DeviceFlowDenied",
@@ -51,6 +53,7 @@ __all__ = [
     "TokenExpiredError",
     "TokenNotFoundError",
     "UnknownSiteName",
+    "client_factory",
     "get_api_key",
     "is_logged_in",
     "login",
@@ -3477,6 +3480,110 @@ def whoami(config: Config | str | None = None, *, site: Config | str | None = No
     return account
 
 
+class Client:
+    """Settings held once for many requests, as the reference's ``BaseClient`` holds them.
+
+    ``Client("my-site", user_agent="my-app/1.0", api_version="2024.01.01").get("/api/...")``.
+    ``config`` (or ``site=``) names the site as everywhere else; ``domain``, ``api_key``,
+    ``ssl_verify`` and ``extra_headers`` (a dict, or its JSON text) replace those settings for
+    this client. Every method is one ``request()`` call (no second HTTP path), so the key,
+    TLS, proxy, retry and redirect rules are the same; ``user_agent`` replaces our
+    ``User-Agent``; ``api_version`` sends ``Api-Version`` (extra headers never replace either).
+    Subclasses may set ``_user_agent`` and ``_api_version``, as the reference's do.
+
+    A 401 or 403 when the site has no key to send raises LoginRequiredError; other responses
+    are returned as they are (``raise_for_status()`` turns errors into exceptions).
+    """
+
+    _user_agent: str | None = None
+    _api_version: str | None = None
+
+    def __init__(
+        self,
+        config: Config | str | None = None,
+        *,
+        site: Config | str | None = None,
+        domain: str | None = None,
+        api_key: str | None = None,
+        user_agent: str | None = None,
+        api_version: str | None = None,
+        ssl_verify: bool | str | None = None,
+        extra_headers: Mapping[str, str] | str | None = None,
+    ) -> None:
+        changes = {name: value for name, value in (
+            ("domain", domain), ("api_key", api_key), ("ssl_verify", ssl_verify),
+            ("extra_headers", extra_headers)) if value is not None}
+        resolved = _coerce_config(config, site, "Client")
+        self.config = resolved.replace(**changes) if changes else resolved
+        self.user_agent = user_agent or self._user_agent
+        self.api_version = api_version or self._api_version
+        self.headers = {"User-Agent": self.user_agent} if self.user_agent else {}
+        _check_headers(self.headers, "Client(user_agent=...)")
+
+    def __repr__(self) -> str:
+        return f"<Client {self.config.site} ({self.config.domain})>"
+
+    @property
+    def base_url(self) -> str:
+        return f"https://{self.config.domain}"
+
+    def request(
+        self, method: str, url: str, *, params: Mapping[str, str] | None = None,
+        data: None | bytes | str | Mapping[str, str] = None,
+        headers: Mapping[str, str] | None = None, **options: Any,
+    ) -> Response:
+        """``request(method, url, ...)`` with this client's settings. The reference's
+        ``params`` (the query string) and ``data`` (raw bytes, or a dict for a form) are
+        accepted beside request()'s own ``json``, ``body``, ``fields``, ``timeout``, ``auth``..."""
+        if params:
+            from urllib.parse import urlencode
+
+            url = f"{url}{'&' if '?' in url else '?'}{urlencode(params)}"
+        if isinstance(data, (bytes, str)):
+            options["body"] = data
+        elif data is not None:
+            options["fields"] = data
+        if headers:
+            given = {name.lower() for name in headers}
+            headers = {**{k: v for k, v in self.headers.items() if k.lower() not in given},
+                       **headers}
+        response = request(method, url, config=self.config, headers=headers or self.headers,
+                           api_version=self.api_version, **options)
+        if (response.status in (401, 403) and not response.sent_auth
+                and options.get("auth", True) and options.get("api_key") is None
+                and _bearer_key(self.config, None) is None):
+            error = LoginRequiredError(
+                f"{method.upper()} {response.url} answered {response.status}: log in first "
+                f"({_login_command(self.config)}) or give the client an api_key."
+            )
+            error.response = response
+            raise error
+        return response
+
+    def get(self, url: str, **options: Any) -> Response:
+        return self.request("GET", url, **options)
+
+    def post(self, url: str, **options: Any) -> Response:
+        return self.request("POST", url, **options)
+
+    def put(self, url: str, **options: Any) -> Response:
+        return self.request("PUT", url, **options)
+
+    def patch(self, url: str, **options: Any) -> Response:
+        return self.request("PATCH", url, **options)
+
+    def delete(self, url: str, **options: Any) -> Response:
+        return self.request("DELETE", url, **options)
+
+    def head(self, url: str, **options: Any) -> Response:
+        return self.request("HEAD", url, **options)
+
+
+def client_factory(user_agent: str | None, api_version: str | None = None) -> Client:
+    """The reference's name: a Client for the default site with these two defaults."""
+    return Client(user_agent=user_agent, api_version=api_version)
+
+
 # =================================================================================================
 # Editing config.toml
 # ``sites add/modify/remove`` change only the text of one [sites.<name>] table (with its
@@ -4200,7 +4307,7 @@ def _cmd_whoami(args: Any) -> int:
     def show() -> int:
         get_api_key(config)  # a missing or expired key is "login required", before any request
         account = whoami(config)
-        if args.json:
+        if not args.short:  # the reference's output: the account, pretty JSON, sorted keys
             _print_json(account)
         else:
             user = account.get("user") or {}
@@ -4635,8 +4742,12 @@ def _build_parser() -> Any:
     command("logout", _cmd_logout, "delete the stored API key")
     command("api-key", _cmd_api_key,
             "print the API key (the only command that shows it; alias: token)")
-    who = command("whoami", _cmd_whoami, "show the account the API key belongs to")
-    who.add_argument("--json", action="store_true", help="print the account as JSON")
+    who = command("whoami", _cmd_whoami,
+                  "print the account the API key belongs to (JSON, as the reference)")
+    shape = who.add_mutually_exclusive_group()
+    shape.add_argument("--short", action="store_true",
+                       help="one line instead: the site, user name, full name and email")
+    shape.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the default
     status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
     status.add_argument("--json", action="store_true", help="print JSON")
     config = command("config", _cmd_config, "show resolved settings and where each came from")

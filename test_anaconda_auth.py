@@ -388,6 +388,11 @@ def test_contract_names_are_public():
     assert contract <= set(aa.__all__)
 
 
+def test_the_references_other_public_names_are_public():
+    # Issue 9: what ported code calls besides the contract's names.
+    assert {"is_logged_in", "Client", "client_factory"} <= set(aa.__all__)
+
+
 @pytest.mark.parametrize("name", EXCEPTION_NAMES)
 def test_every_error_derives_from_anaconda_auth_error(name):
     assert issubclass(getattr(aa, name), aa.AnacondaAuthError)

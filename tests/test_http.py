@@ -1543,6 +1543,200 @@ def test_default_timeouts_and_retry_policy():
 
 
 # ------------------------------------------------------------------------------------------
+# Client and client_factory: settings held once, every call one request()
+# ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def default_site(https_server, home, test_ca, monkeypatch):
+    """A server that is this process's default site (for client_factory, which takes no site)."""
+    server = https_server()
+    server.route("*", "/api/x", echo)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ANACONDA_SECRETS_DIR", str(home / "no-secrets"))
+    monkeypatch.setenv("ANACONDA_AUTH_DOMAIN", f"{server.host}:{server.port}")
+    monkeypatch.setenv("ANACONDA_AUTH_SSL_VERIFY", test_ca.ca_pem)
+    monkeypatch.chdir(home)
+    return server
+
+
+def test_client_factory_sets_user_agent_and_api_version_only_when_given(default_site):
+    aa.client_factory("my-app/1.0").get("/api/x")
+    headers = default_site.requests[-1].headers
+    assert headers["User-Agent"] == "my-app/1.0"
+    assert "Api-Version" not in headers
+    aa.client_factory(user_agent="my-app/1.0", api_version="2023.01.01").get("/api/x")
+    headers = default_site.requests[-1].headers
+    assert (headers["User-Agent"], headers["Api-Version"]) == ("my-app/1.0", "2023.01.01")
+    # Without a user agent, request()'s own; our hostname header is always there.
+    aa.client_factory(None).get("/api/x")
+    headers = default_site.requests[-1].headers
+    assert headers["User-Agent"].startswith(f"anaconda-auth/{aa.__version__}")
+    assert headers["X-Client-Hostname"]
+
+
+def test_client_subclass_sets_user_agent_and_api_version_as_in_the_reference(default_site):
+    class MyClient(aa.Client):
+        _user_agent = "my-app/2.0"
+        _api_version = "2024.02.02"
+
+    MyClient().get("/api/x")
+    headers = default_site.requests[-1].headers
+    assert (headers["User-Agent"], headers["Api-Version"]) == ("my-app/2.0", "2024.02.02")
+    MyClient(user_agent="other/1", api_version="2025.1.1").get("/api/x")
+    headers = default_site.requests[-1].headers
+    assert (headers["User-Agent"], headers["Api-Version"]) == ("other/1", "2025.1.1")
+
+
+@pytest.mark.parametrize("extra", [{"X-Extra": "stuff", "Api-Version": "never", "User-Agent": "no"},
+                                   '{"X-Extra": "stuff", "Api-Version": "never", "User-Agent": "no"}'],
+                         ids=["dict", "json-text"])
+def test_client_extra_headers_are_added_but_never_replace_ours(default_site, extra):
+    aa.Client(user_agent="my-app/1.0", api_version="ver", extra_headers=extra).get("/api/x")
+    headers = default_site.requests[-1].headers
+    assert (headers["X-Extra"], headers["Api-Version"], headers["User-Agent"]) == (
+        "stuff", "ver", "my-app/1.0")  # a header sent twice would read "ver, never"
+
+
+def test_client_extra_headers_that_are_not_json_are_a_value_error(default_site):
+    with pytest.raises(ValueError, match="extra_headers"):
+        aa.Client(extra_headers="nope")
+    assert default_site.requests == []
+
+
+def test_client_extra_headers_from_the_environment_apply(default_site, monkeypatch):
+    monkeypatch.setenv("ANACONDA_AUTH_EXTRA_HEADERS", '{"X-Extra": "from-env"}')
+    aa.Client(api_key="k").get("/api/x")
+    assert default_site.requests[-1].headers["X-Extra"] == "from-env"
+
+
+def test_client_methods_and_the_references_argument_names(https_server, make_config):
+    server = https_server()
+    server.route("*", "/echo", lambda r: (200, {}, {
+        "method": r.method, "path": r.path, "body": r.text, "type": r.headers.get("Content-Type")}))
+    client = aa.Client(make_config(server))
+    for name in ("get", "post", "put", "patch", "delete"):
+        assert getattr(client, name)("/echo").json()["method"] == name.upper()
+    assert client.head("/echo").status == 200 and server.requests[-1].method == "HEAD"
+    assert client.get("/echo", params={"q": "a b"}).json()["path"] == "/echo?q=a+b"
+    assert client.get("/echo?x=1", params={"q": "2"}).json()["path"] == "/echo?x=1&q=2"
+    sent = client.post("/echo", data={"a": "1"}).json()
+    assert (sent["type"], sent["body"]) == ("application/x-www-form-urlencoded", "a=1")
+    assert client.put("/echo", data=b"raw").json()["body"] == "raw"
+    assert json.loads(client.post("/echo", json={"k": [1]}).json()["body"]) == {"k": [1]}
+    assert client.request("OPTIONS", "/echo").json()["method"] == "OPTIONS"
+
+
+def test_client_calls_go_through_request_and_share_its_pool(https_server, make_config,
+                                                           fresh_http_state):
+    server = https_server()
+    server.route("*", "/k", 204)
+    config = make_config(server)
+    aa.Client(config, user_agent="a/1").get("/k")
+    aa.request("GET", "/k", config=config)
+    aa.Client(config, api_version="v").post("/k")
+    assert len(fresh_http_state) == 1
+    assert len({r.connection_id for r in server.requests}) == 1
+
+
+def test_client_caller_headers_replace_the_clients_in_any_case(https_server, make_config):
+    server = https_server()
+    server.route("GET", "/h", 204)
+    aa.Client(make_config(server), user_agent="my-app/1.0").get("/h", headers={"user-agent": "x/2"})
+    headers = server.requests[-1].headers
+    assert headers["User-Agent"] == "x/2"  # a header sent twice would read "x/2, my-app/1.0"
+    assert [name for name in headers if name.lower() == "user-agent"] == ["user-agent"]
+
+
+def test_client_api_key_argument_beats_the_environment_which_beats_the_store(https_server,
+                                                                            make_config):
+    server = https_server()
+    server.route("GET", "/api/x", echo)
+    stored = make_config(server)
+    aa.login(stored, api_key="stored-key")
+    assert aa.Client(stored).get("/api/x").json()["authorization"] == "Bearer stored-key"
+    from_env = make_config(server, environ={"ANACONDA_AUTH_API_KEY": "env-key"})
+    assert aa.Client(from_env).config.api_key == "env-key"
+    assert aa.Client(from_env).get("/api/x").json()["authorization"] == "Bearer env-key"
+    client = aa.Client(from_env, api_key="init-key")
+    assert client.config.api_key == "init-key"
+    assert client.get("/api/x").json()["authorization"] == "Bearer init-key"
+
+
+def test_client_sends_no_expired_stored_key(https_server, make_config):
+    server = https_server()
+    server.route("GET", "/api/x", echo)
+    config = make_config(server)
+    aa._save_api_key(config, jwt(-3600))
+    assert aa.Client(config).get("/api/x").json()["authorization"] is None
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_client_401_or_403_without_a_key_is_login_required(https_server, make_config, status):
+    server = https_server()
+    server.route("GET", "/p", (status, {}, {"detail": "who are you"}))
+    server.route("GET", "/auth", (status, {}, AUTH_REQUIRED_BODY))
+    client = aa.Client(make_config(server))
+    for path in ("/p", "/auth"):
+        with pytest.raises(aa.LoginRequiredError) as info:
+            client.get(path)
+        assert info.value.response is not None and info.value.response.status == status
+        assert "login" in str(info.value)
+    # auth=False asked for no key: the answer is returned as it is.
+    assert client.get("/p", auth=False).status == status
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_client_401_or_403_with_a_key_is_returned_and_raise_for_status_says_invalid(
+        https_server, make_config, status):
+    server = https_server()
+    server.route("GET", "/p", (status, {}, AUTH_REQUIRED_BODY))
+    response = aa.Client(make_config(server), api_key="bad-key").get("/p")
+    assert response.status == status and response.sent_auth
+    with pytest.raises(aa.InvalidTokenError, match=INVALID_KEY):
+        response.raise_for_status()
+
+
+def test_client_takes_a_site_name_a_domain_or_site_and_refuses_other_types(https_server, home,
+                                                                          test_ca, monkeypatch):
+    server = https_server()
+    server.route("GET", "/api/x", echo)
+    domain = f"{server.host}:{server.port}"
+    anaconda = home / ".anaconda"
+    anaconda.mkdir()
+    (anaconda / "config.toml").write_text(
+        f'[sites.other]\ndomain = "other.invalid"\n\n[sites.mine]\ndomain = "{domain}"\n'
+        f'ssl_verify = "{test_ca.ca_pem}"\n')
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("ANACONDA_SECRETS_DIR", str(home / "no-secrets"))
+    monkeypatch.chdir(home)
+    for client in (aa.Client("mine"), aa.Client(site="mine"), aa.Client(domain)):
+        assert client.config.site == "mine" and client.base_url == f"https://{domain}"
+        assert client.get("/api/x").status == 200
+    assert aa.Client().config.site == "other"
+    assert aa.Client("other", domain=domain).base_url == f"https://{domain}"
+    with pytest.raises(TypeError, match="Client\\(\\): config must be a Config"):
+        aa.Client(1)  # type: ignore[arg-type]
+    with pytest.raises(aa.UnknownSiteName):
+        aa.Client("nope")
+
+
+def test_client_ssl_verify_overrides_the_configuration(https_server, make_config, no_ca_variables):
+    server = https_server()
+    server.route("GET", "/api/x", echo)
+    with pytest.raises(aa.NetworkError, match="certificate"):
+        aa.Client(make_config(server, ssl_verify=True)).get("/api/x")
+    with pytest.warns(UserWarning, match="ssl_verify"):
+        assert aa.Client(make_config(server, ssl_verify=True), ssl_verify=False).get(
+            "/api/x").status == 200
+    client = aa.Client(make_config(server), ssl_verify=True)
+    assert client.config.ssl_verify is True
+    with pytest.raises(aa.NetworkError, match="certificate"):
+        client.get("/api/x")
+
+
+
+# ------------------------------------------------------------------------------------------
 # whoami and the whoami command
 # ------------------------------------------------------------------------------------------
 
@@ -1589,7 +1783,7 @@ def cli(args: list[str], home: Path, environ: dict[str, str]) -> subprocess.Comp
 
 def test_cli_whoami_without_a_key_exits_3(anaconda_api, home, test_ca):
     env = {"ANACONDA_AUTH_DOMAIN": anaconda_api.domain, "ANACONDA_AUTH_SSL_VERIFY": test_ca.ca_pem}
-    for args in (["whoami"], ["whoami", "--json"]):
+    for args in (["whoami"], ["whoami", "--json"], ["whoami", "--short"]):
         done = cli(args, home, env)
         assert done.returncode == 3, done
         assert done.stdout == ""
@@ -1600,15 +1794,24 @@ def test_cli_whoami_without_a_key_exits_3(anaconda_api, home, test_ca):
 def test_cli_whoami_prints_the_account(anaconda_api, home, make_config, test_ca):
     aa.login(make_config(anaconda_api.domain), api_key=anaconda_api.issue_key("bob"), verify=False)
     env = {"ANACONDA_AUTH_DOMAIN": anaconda_api.domain, "ANACONDA_AUTH_SSL_VERIFY": test_ca.ca_pem}
-    done = cli(["whoami", "--json"], home, env)
+    # As the reference prints it: the account, pretty JSON (indent 2, sorted keys), on stdout;
+    # --json (the old spelling) prints the same.
+    for args in (["whoami"], ["whoami", "--json"], ["auth", "whoami"]):
+        done = cli(args, home, env)
+        assert done.returncode == 0, done.stderr
+        account = json.loads(done.stdout)
+        assert done.stdout == json.dumps(account, indent=2, sort_keys=True) + "\n"
+        assert account["domain"] == anaconda_api.domain
+        assert account["user"]["username"] == "bob"
+        assert account["user"]["email"] == "bob@example.test"
+        assert set(account) == {"user", "profile", "subscriptions", "domain"}
+        assert done.stderr == ""
+    # --short: one line for a person.
+    done = cli(["whoami", "--short"], home, env)
     assert done.returncode == 0, done.stderr
-    account = json.loads(done.stdout)
-    assert account["domain"] == anaconda_api.domain
-    assert account["user"]["username"] == "bob"
-    assert account["user"]["email"] == "bob@example.test"
-    done = cli(["whoami"], home, env)
-    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("\n") == 1
     assert anaconda_api.domain in done.stdout and "bob" in done.stdout
+    assert "bob@example.test" in done.stdout and "{" not in done.stdout
 
 
 def test_cli_whoami_with_a_refused_key_exits_3(anaconda_api, home, test_ca):

@@ -1002,6 +1002,24 @@ def test_listener_timeout_is_a_clear_error_and_frees_the_port(https_server, test
     assert _posts(server, "/token") == []
 
 
+def test_login_takes_the_references_ssl_verify_and_use_device_flow(
+        oidc_provider, anaconda_api, test_ca, tmp_path, useragent_browser_env, monkeypatch):
+    """login(ssl_verify=...) replaces the site's TLS setting for this login, and
+    use_device_flow=False runs the browser flow although the setting says device (issue 9)."""
+    import certifi
+
+    monkeypatch.setenv("BROWSER", str(useragent_browser_env))
+    config = _real_config(tmp_path, test_ca, oidc_provider, anaconda_api, ssl_verify=certifi.where())
+    assert config.use_device_flow is True
+    with pytest.raises(aa.AuthenticationError, match="certificate"):  # certifi lacks the test CA
+        aa.login(config, force=True, use_device_flow=False, timeout=30)
+    key = aa.login(config, force=True, use_device_flow=False, ssl_verify=test_ca.ca_pem, timeout=30)
+    walk = useragent_browser_env.result(10)
+    assert walk["listener_status"] == 303 and not walk["device_done"]  # the browser flow ran
+    assert key == anaconda_api.issued_keys[-1]["api_key"] == aa.get_api_key(config)
+    assert config.ssl_verify == certifi.where()  # the caller's Config is unchanged
+
+
 def test_login_timeout_argument_reaches_the_listener(oidc_provider, anaconda_api, test_ca, tmp_path, capsys):
     config = _real_config(tmp_path, test_ca, oidc_provider, anaconda_api)
     with pytest.raises(aa.AuthenticationError, match="within 0.2 s"):
@@ -1434,9 +1452,14 @@ def _check_logged_in(env: dict[str, str], anaconda_api: Any) -> None:
     key = run_cli(["api-key"], env)
     assert key.returncode == 0, key.stderr
     assert key.stdout.strip() == anaconda_api.issued_keys[-1]["api_key"]
-    who = run_cli(["whoami"], env)
+    who = run_cli(["whoami", "--short"], env)
     assert who.returncode == 0, who.stderr
     assert who.stdout.strip() == f"Logged in to {anaconda_api.domain} as alice (Alice Tester) <alice@example.test>"
+    who = run_cli(["whoami"], env)  # the reference's output: the account as JSON
+    assert who.returncode == 0, who.stderr
+    account = json.loads(who.stdout)
+    assert (account["domain"], account["user"]["username"], account["user"]["email"]) == (
+        anaconda_api.domain, "alice", "alice@example.test")
 
 
 def test_cli_device_login_with_the_stdlib_user_agent(oidc_provider, anaconda_api, test_ca, tmp_path,
@@ -1572,8 +1595,11 @@ def test_cli_without_a_key_on_a_tty_offers_interactive_login_then_retries(
         cli.expect(r"TokenNotFoundError: ")
         cli.expect(r"Continue with interactive login\? \[y/n\]: ")
         cli.send("y\n")
-        cli.expect(r"^eyJ[\w-]+\.[\w-]+\.[\w-]+$" if command == "api-key" else
-                   rf"Logged in to {re.escape(anaconda_api.domain)} as alice")
+        if command == "api-key":
+            cli.expect(r"^eyJ[\w-]+\.[\w-]+\.[\w-]+$")
+        else:  # the account as JSON, keys sorted: domain comes before user
+            cli.expect(rf'^  "domain": "{re.escape(anaconda_api.domain)}",$')
+            cli.expect(r'^    "username": "alice"$')
         assert cli.finish() == 0, cli.output
     finally:
         cli.close()
@@ -1581,7 +1607,7 @@ def test_cli_without_a_key_on_a_tty_offers_interactive_login_then_retries(
     if command == "api-key":
         assert re.search(rf"^{re.escape(key)}$", cli.output, re.MULTILINE), cli.output
     else:
-        assert f"Logged in to {anaconda_api.domain} as alice" in cli.output
+        assert f'"domain": "{anaconda_api.domain}"' in cli.output
     assert run_cli(["api-key"], env).stdout.strip() == key
 
 
@@ -1592,7 +1618,7 @@ def test_cli_whoami_with_a_rejected_key_on_a_tty_offers_login_and_retries(
     revoked = anaconda_api.issue_key("alice", expires_in=30 * 86400)  # unlike the key a login issues
     anaconda_api.revoke(revoked)
     _store_key(env, revoked)
-    cli = PtyCLI(["whoami"], env)
+    cli = PtyCLI(["whoami", "--short"], env)
     try:
         cli.expect(r"InvalidTokenError: ")
         cli.expect(r"Continue with interactive login\? \[y/n\]: ")
