@@ -3551,7 +3551,7 @@ class Client:
                            api_version=self.api_version, **options)
         if (response.status in (401, 403) and not response.sent_auth
                 and options.get("auth", True) and options.get("api_key") is None
-                and _bearer_key(self.config, None) is None):
+                and _bearer_key(self.config, None)[0] is None):
             error = LoginRequiredError(
                 f"{method.upper()} {response.url} answered {response.status}: log in first "
                 f"({_login_command(self.config)}) or give the client an api_key."

@@ -1653,7 +1653,7 @@ def test_client_api_key_argument_beats_the_environment_which_beats_the_store(htt
     server = https_server()
     server.route("GET", "/api/x", echo)
     stored = make_config(server)
-    aa.login(stored, api_key="stored-key")
+    aa.login(stored, api_key="stored-key", verify=False)
     assert aa.Client(stored).get("/api/x").json()["authorization"] == "Bearer stored-key"
     from_env = make_config(server, environ={"ANACONDA_AUTH_API_KEY": "env-key"})
     assert aa.Client(from_env).config.api_key == "env-key"
