@@ -18,10 +18,11 @@ Public API::
     logout(config)
     response = request("GET", "/api/account", config=config)
     whoami(config)
+    is_logged_in("my-site")                # offline; a site name or domain works as a config
 
 The module reads top to bottom in the order data flows: errors, files (atomic writes, locks),
-configuration (reading, then editing config.toml), token storage, HTTP, OpenID Connect flows,
-public API, command line.
+configuration, token storage, HTTP, OpenID Connect flows, public API, then what only the command
+line needs: editing config.toml, and the command line itself.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ __all__ = [
     "TokenNotFoundError",
     "UnknownSiteName",
     "get_api_key",
+    "is_logged_in",
     "login",
     "logout",
     "request",
@@ -263,7 +265,7 @@ class _FileLock:
 # arguments, ANACONDA_AUTH_* environment, secret files, .env, the selected [sites.<name>] table,
 # legacy ANACONDA_CLOUD_* / [plugin.cloud], [plugin.auth], conda settings, defaults. Reading
 # configuration never writes anything and never touches the network; the one writer, for the
-# sites commands, edits config.toml surgically (last part of this section).
+# sites commands, has its own section after the public API (Editing config.toml).
 # =================================================================================================
 
 # Field kinds drive parsing and validation: how a string from the environment becomes a value.
@@ -544,51 +546,146 @@ def _parse_config_toml(path: str, text: str) -> dict[str, Any]:
     return parsed
 
 
+# -- Reading config.toml --------------------------------------------------------------------------
 # tomllib's imports (typing, datetime, re, string) cost more than the whole api-key command,
 # so the plain subset of TOML that config.toml files are written in is read here: tables,
 # ``key = value`` with strings, booleans, decimal integers and inline tables. Anything else
-# (arrays, floats, dates, multi-line strings, dotted keys, escapes in keys) and anything
+# (arrays, floats, dates, multi-line strings, dotted keys, TOML 1.1's additions) and anything
 # invalid returns None, and tomllib reads the file, with its own error messages.
+#
+# The lexer below serves this reader and the config.toml editor (its own section, after the
+# public API): small pure functions over (text, pos) that return what they read and the
+# position after it. Each problem is a ValueError from _toml_error, naming the line; the
+# reader turns them into "not mine, ask tomllib", the editor into a ConfigError.
 _BARE_KEY_CHARACTERS = frozenset(
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-_STRING_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\"}
+_BARE_VALUE_CHARACTERS = _BARE_KEY_CHARACTERS | frozenset("+.:")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+# An escape means a character, or (a number) that many hex digits of a code point follow.
+_TOML_ESCAPES: dict[str, str | int] = {
+    "b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\", "u": 4, "U": 8}
+# TOML 1.1 adds \e and \xHH. tomli 2.3+ reads them, tomllib up to 3.13 refuses them, so the
+# reader leaves them to the installed parser; the editor only scans text that parser accepted.
+_TOML_1_1_ESCAPES: dict[str, str | int] = {**_TOML_ESCAPES, "e": "\x1b", "x": 2}
 
 
-class _NotSimpleTOML(Exception):
-    pass
+def _toml_error(text: str, pos: int, what: str) -> ValueError:
+    """The lexer's one error: what is wrong, and on which line of ``text``."""
+    return ValueError(f"line {text.count(chr(10), 0, pos) + 1}: {what}")
+
+
+def _toml_skip_blank(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t":
+        pos += 1
+    return pos
+
+
+def _toml_line_end(text: str, pos: int) -> int:
+    """Position just after the newline ending the line that holds ``pos`` (or the end)."""
+    newline = text.find("\n", pos)
+    return len(text) if newline < 0 else newline + 1
+
+
+def _toml_finish_line(text: str, pos: int) -> int:
+    """After a header or a value (or on an empty line): an optional comment, then the line end."""
+    pos = _toml_skip_blank(text, pos)
+    if pos < len(text) and not text.startswith(("#", "\n", "\r\n"), pos):
+        raise _toml_error(text, pos, "unexpected text after a value or header")
+    return _toml_line_end(text, pos)
+
+
+def _toml_basic_string(text: str, pos: int, escapes: Mapping[str, str | int]) -> tuple[str, int]:
+    """The single-line ``"..."`` string at ``pos``: its value and the position after it."""
+    out: list[str] = []
+    i = pos + 1
+    while i < len(text) and text[i] not in '"\n':
+        if text[i] != "\\":
+            out.append(text[i])
+            i += 1
+            continue
+        code = text[i + 1 : i + 2]
+        meaning = escapes.get(code)
+        if meaning is None:
+            raise _toml_error(text, i, f"invalid escape '\\{code}' in a string")
+        if isinstance(meaning, str):
+            out.append(meaning)
+            i += 2
+            continue
+        digits = text[i + 2 : i + 2 + meaning]
+        scalar = int(digits, 16) if len(digits) == meaning and _HEX_DIGITS.issuperset(digits) else -1
+        if not (0 <= scalar < 0xD800 or 0xDFFF < scalar <= 0x10FFFF):
+            raise _toml_error(text, i, f"'\\{code}{digits}' is not a Unicode character")
+        out.append(chr(scalar))
+        i += 2 + meaning
+    if i >= len(text) or text[i] != '"':
+        raise _toml_error(text, pos, "unterminated string")
+    return "".join(out), i + 1
+
+
+def _toml_literal_string(text: str, pos: int) -> tuple[str, int]:
+    close = text.find("'", pos + 1)
+    if close < 0 or "\n" in text[pos:close]:
+        raise _toml_error(text, pos, "unterminated string")
+    return text[pos + 1 : close], close + 1
+
+
+def _toml_parse_key(
+    text: str, pos: int, escapes: Mapping[str, str | int]
+) -> tuple[tuple[str, ...], int]:
+    """The dotted key (``a."b.c".'d'``) at ``pos``: its parts and the position after it."""
+    parts: list[str] = []
+    while True:
+        pos = _toml_skip_blank(text, pos)
+        if text.startswith('"', pos):
+            part, pos = _toml_basic_string(text, pos, escapes)
+        elif text.startswith("'", pos):
+            part, pos = _toml_literal_string(text, pos)
+        else:
+            end = pos
+            while end < len(text) and text[end] in _BARE_KEY_CHARACTERS:
+                end += 1
+            if end == pos:
+                raise _toml_error(text, pos, "expected a key")
+            part, pos = text[pos:end], end
+        parts.append(part)
+        pos = _toml_skip_blank(text, pos)
+        if not text.startswith(".", pos):
+            return tuple(parts), pos
+        pos += 1
+
+
+def _toml_bare_end(text: str, pos: int) -> int:
+    """The end of the bare value (number, boolean, date) at ``pos``; a date and a time may be
+    separated by a space, as TOML allows."""
+    end = pos
+    while end < len(text) and text[end] in _BARE_VALUE_CHARACTERS:
+        end += 1
+    if (end - pos == 10 and text[pos + 4] == text[pos + 7] == "-"
+            and text.startswith(" ", end) and text[end + 1 : end + 2].isdigit()):
+        end += 1
+        while end < len(text) and text[end] in "0123456789:.+-Zz":
+            end += 1
+    return end
 
 
 def _parse_simple_toml(text: str) -> dict[str, Any] | None:
+    """``text`` read as the plain subset, or None: tomllib decides the rest."""
+    if "\r" in text.replace("\r\n", "") or any(_is_toml_control(c) for c in text):
+        return None  # a lone CR or a control character: tomllib says what is wrong
     root: dict[str, Any] = {}
     table = root
     headers: set[tuple[str, ...]] = set()
     inline_tables: set[int] = set()
-    if "\r" in text.replace("\r\n", "") or any(_is_toml_control(c) for c in text):
-        return None  # a lone CR or a control character: tomllib says what is wrong
+    pos = 0
     try:
-        for line in text.split("\n"):
-            line = line.strip(" \t\r")
-            if not line or line[0] == "#":
-                continue
-            if line[0] == "[":
-                keys, rest = _simple_toml_keys(line[1:], "]")
-                if tuple(keys) in headers:
-                    raise _NotSimpleTOML
-                _simple_toml_end(rest)
-                headers.add(tuple(keys))
-                table = root
-                for key in keys:
-                    table = table.setdefault(key, {})
-                    if not isinstance(table, dict) or id(table) in inline_tables:
-                        raise _NotSimpleTOML
-                continue
-            keys, rest = _simple_toml_keys(line, "=")
-            value, rest = _simple_toml_value(rest.lstrip(" \t"), inline_tables)
-            _simple_toml_end(rest)
-            if len(keys) != 1 or keys[0] in table:
-                raise _NotSimpleTOML
-            table[keys[0]] = value
-    except (_NotSimpleTOML, LookupError, ValueError):
+        while pos < len(text):
+            pos = _toml_skip_blank(text, pos)
+            if text.startswith("[", pos):
+                table, pos = _simple_toml_header(text, pos + 1, root, headers, inline_tables)
+            elif pos < len(text) and not text.startswith(("#", "\n", "\r\n"), pos):
+                pos = _simple_toml_pair(text, pos, table, inline_tables)
+            pos = _toml_finish_line(text, pos)
+    except ValueError:
         return None
     return root
 
@@ -597,99 +694,65 @@ def _is_toml_control(c: str) -> bool:
     return (c < " " and c not in "\t\n\r") or c == "\x7f"
 
 
-def _simple_toml_end(rest: str) -> None:
-    rest = rest.strip(" \t")
-    if rest and rest[0] != "#":
-        raise _NotSimpleTOML
+def _simple_toml_header(text: str, pos: int, root: dict[str, Any], headers: set[tuple[str, ...]],
+                        inline_tables: set[int]) -> tuple[dict[str, Any], int]:
+    """The table a ``[a.b]`` header opens (made if new) and the position after the ``]``."""
+    keys, pos = _simple_toml_key(text, pos)
+    if not text.startswith("]", pos) or keys in headers:
+        raise _toml_error(text, pos, "not a plain table header")
+    headers.add(keys)
+    table = root
+    for key in keys:
+        table = table.setdefault(key, {})
+        if not isinstance(table, dict) or id(table) in inline_tables:
+            raise _toml_error(text, pos, "a header that extends a value")
+    return table, pos + 1
 
 
-def _simple_toml_keys(text: str, terminator: str) -> tuple[list[str], str]:
-    """Dotted keys up to ``terminator``: bare, or quoted without escapes."""
-    keys = []
-    while True:
-        text = text.lstrip(" \t")
-        if text[0] in "\"'":
-            end = text.index(text[0], 1)
-            key, text = text[1:end], text[end + 1:]
-            if "\\" in key or "\n" in key:
-                raise _NotSimpleTOML
-        else:
-            end = next((i for i, c in enumerate(text) if c not in _BARE_KEY_CHARACTERS), len(text))
-            key, text = text[:end], text[end:]
-            if not key:
-                raise _NotSimpleTOML
-        keys.append(key)
-        text = text.lstrip(" \t")
-        if text[0] == terminator:
-            return keys, text[1:]
-        if text[0] != ".":
-            raise _NotSimpleTOML
-        text = text[1:]
+def _simple_toml_key(text: str, pos: int) -> tuple[tuple[str, ...], int]:
+    keys, end = _toml_parse_key(text, pos, _TOML_ESCAPES)
+    if "\\" in text[pos:end]:  # bare keys have none: a quoted key with a backslash
+        raise _toml_error(text, pos, "a backslash in a key")
+    return keys, end
 
 
-def _simple_toml_value(text: str, inline_tables: set[int]) -> tuple[Any, str]:
-    """One value at the start of ``text`` and the text after it."""
-    if text.startswith(("\"\"\"", "\'\'\'")):
-        raise _NotSimpleTOML
-    if text[0] == "'":
-        end = text.index("'", 1)
-        return text[1:end], text[end + 1:]
-    if text[0] == '"':
-        return _simple_toml_string(text)
-    if text[0] == "{":
+def _simple_toml_pair(text: str, pos: int, table: dict[str, Any], inline_tables: set[int]) -> int:
+    """Read ``key = value`` into ``table``; the position after the value."""
+    keys, pos = _simple_toml_key(text, pos)
+    if len(keys) != 1 or keys[0] in table or not text.startswith("=", pos):
+        raise _toml_error(text, pos, "not a plain key = value")
+    table[keys[0]], pos = _simple_toml_value(text, _toml_skip_blank(text, pos + 1), inline_tables)
+    return pos
+
+
+def _simple_toml_value(text: str, pos: int, inline_tables: set[int]) -> tuple[Any, int]:
+    if text.startswith(('"""', "'''"), pos):
+        raise _toml_error(text, pos, "a multi-line string")
+    if text.startswith('"', pos):
+        return _toml_basic_string(text, pos, _TOML_ESCAPES)
+    if text.startswith("'", pos):
+        return _toml_literal_string(text, pos)
+    if text.startswith("{", pos):
         table: dict[str, Any] = {}
         inline_tables.add(id(table))
-        text = text[1:].lstrip(" \t")
-        while text[0] != "}":
-            keys, text = _simple_toml_keys(text, "=")
-            value, text = _simple_toml_value(text.lstrip(" \t"), inline_tables)
-            if len(keys) != 1 or keys[0] in table:
-                raise _NotSimpleTOML
-            table[keys[0]] = value
-            text = text.lstrip(" \t")
-            if text[0] == ",":
-                text = text[1:].lstrip(" \t")
-                if text[0] == "}":  # a trailing comma is not TOML 1.0
-                    raise _NotSimpleTOML
-            elif text[0] != "}":
-                raise _NotSimpleTOML
-        return table, text[1:]
-    end = next((i for i, c in enumerate(text) if c in " \t,}#"), len(text))
-    word, rest = text[:end], text[end:]
+        pos = _toml_skip_blank(text, pos + 1)
+        while not text.startswith("}", pos):
+            pos = _toml_skip_blank(text, _simple_toml_pair(text, pos, table, inline_tables))
+            if text.startswith(",", pos):  # a key must follow: a trailing comma is TOML 1.1
+                pos = _toml_skip_blank(text, pos + 1)
+                if text.startswith("}", pos):
+                    raise _toml_error(text, pos, "a trailing comma")
+            elif not text.startswith("}", pos):
+                raise _toml_error(text, pos, "expected ',' or '}'")
+        return table, pos + 1
+    end = _toml_bare_end(text, pos)
+    word = text[pos:end]
     if word in ("true", "false"):
-        return word == "true", rest
+        return word == "true", end
     digits = word[1:] if word[:1] in "+-" else word
     if digits.isdigit() and digits.isascii() and (digits == "0" or digits[0] != "0"):
-        return int(word), rest
-    raise _NotSimpleTOML
-
-
-def _simple_toml_string(text: str) -> tuple[str, str]:
-    """A one-line basic string with TOML's escapes."""
-    out: list[str] = []
-    i = 1
-    while True:
-        c = text[i]
-        if c == '"':
-            return "".join(out), text[i + 1:]
-        if c == "\\":
-            e = text[i + 1]
-            if e in _STRING_ESCAPES:
-                out.append(_STRING_ESCAPES[e])
-                i += 2
-                continue
-            size = {"u": 4, "U": 8}[e]
-            code = text[i + 2:i + 2 + size]
-            if len(code) != size or not all(x in "0123456789abcdefABCDEF" for x in code):
-                raise _NotSimpleTOML
-            scalar = int(code, 16)
-            if 0xD800 <= scalar <= 0xDFFF or scalar > 0x10FFFF:
-                raise _NotSimpleTOML
-            out.append(chr(scalar))
-            i += 2 + size
-            continue
-        out.append(c)  # control characters were refused for the whole text already
-        i += 1
+        return int(word), end
+    raise _toml_error(text, pos, "not a plain value")
 
 
 def _import_toml(path: str) -> Any:
@@ -1210,716 +1273,28 @@ def configured_sites(
     return list(sites), default if default in sites else None, path
 
 
-# -- Editing config.toml --------------------------------------------------------------------------
-# What ``sites add/modify/remove`` write. The reference regenerates the whole file and so deletes
-# every key and table it does not know; here an edit changes only the text of one
-# [sites.<name>] table (with its sub-tables) or the default_site line, and every other byte stays
-# where it was. The text functions are pure and never guess: a layout they cannot edit in place
-# is a ValueError naming the line. The writer re-parses the result and compares it with the
-# intended data before it replaces the file (backup, atomic, 0600, under the file's lock).
-#
-# New text follows the reference's writer (cli-base + tomlkit), so a command run on a missing
-# file writes the reference's bytes: a new table is appended after one blank line; dict values
-# become sub-tables after the table's scalars; a table holding only dicts gets no header of its
-# own; strings use double quotes. Where the reference is silent:
-# * comment lines directly above a header (no blank line between) belong to that table and go
-#   with it; a comment separated by a blank line stays;
-# * a new key goes right after the table's last key line (not after trailing comments, which are
-#   usually notes about what follows); a replaced value keeps the key's spelling and its comment;
-# * a dict value replaces the whole sub-table, editing the keys it keeps in place; an inline
-#   table (or string) for that key is rewritten inline where it stands; a new sub-table goes
-#   after the site's last block, not at the end of the file;
-# * a new default_site goes after the last top-level key, else before the first table and its
-#   attached comments, with a blank line before what follows; CRLF files stay CRLF.
+def _coerce_config(config: Config | str | None, site: Config | str | None, function: str) -> Config:
+    """The Config that a public function's ``config`` (or the reference's ``site=``) names.
 
-_TOML_BARE_KEY = r"[A-Za-z0-9_-]+"
-# Numbers, booleans, dates (a date and a time may be separated by a space, as TOML allows).
-_TOML_BARE_VALUE = r"\d{4}-\d\d-\d\d[ Tt]\d[0-9:.+\-Zz]*|[0-9A-Za-z_+\-.:]+"
-_TOML_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", "e": "\x1b", '"': '"',
-                 "\\": "\\"}
-
-
-class _TomlEntry:
-    """A ``key = value`` item; ``start``..``end`` covers whole lines, newline included."""
-
-    __slots__ = ("end", "key", "start", "value_end", "value_start")
-
-    def __init__(self, key: tuple[str, ...], start: int, value_start: int, value_end: int,
-                 end: int) -> None:
-        self.key, self.start, self.end = key, start, end
-        self.value_start, self.value_end = value_start, value_end
-
-
-class _TomlTable:
-    """A ``[table]`` or ``[[array]]`` block, or (path ``()``) the top level before the first one.
-
-    ``start`` includes the comment lines attached directly above the header; ``end`` is where
-    the next block starts, so trailing blank lines and loose comments belong to this block.
+    Either may be a Config, a site name, a configured site's domain, or None (the default site);
+    giving both is an error, as in the reference. Anything else is a TypeError naming the accepted
+    types, so a wrong argument never ends in an AttributeError deep inside.
     """
-
-    __slots__ = ("body_start", "end", "entries", "header_start", "is_array", "path", "start")
-
-    def __init__(self, path: tuple[str, ...], is_array: bool, start: int, header_start: int,
-                 body_start: int) -> None:
-        self.path, self.is_array, self.start = path, is_array, start
-        self.header_start, self.body_start, self.end = header_start, body_start, body_start
-        self.entries: list[_TomlEntry] = []
-
-
-# The scanner finds where tables and key lines start and end. It builds no values; it only
-# skips over them (strings, arrays, inline tables) so a "[" inside a value is never a header.
-
-
-def _toml_edit_error(text: str, pos: int, what: str) -> ValueError:
-    return ValueError(f"line {text.count(chr(10), 0, pos) + 1}: {what}")
-
-
-def _toml_skip_blank(text: str, pos: int) -> int:
-    while pos < len(text) and text[pos] in " \t":
-        pos += 1
-    return pos
-
-
-def _toml_skip_space(text: str, pos: int) -> int:
-    """Whitespace, newlines and comments, as allowed between array items."""
-    while pos < len(text) and (text[pos] in " \t\r\n" or text[pos] == "#"):
-        pos = _toml_line_end(text, pos) if text[pos] == "#" else pos + 1
-    return pos
-
-
-def _toml_line_end(text: str, pos: int) -> int:
-    """Position just after the newline ending the line that holds ``pos`` (or the end)."""
-    newline = text.find("\n", pos)
-    return len(text) if newline < 0 else newline + 1
-
-
-def _toml_basic_string(text: str, pos: int) -> tuple[str, int]:
-    """The single-line ``"..."`` string at ``pos``: its value and the position after it."""
-    out: list[str] = []
-    i = pos + 1
-    while i < len(text) and text[i] not in '"\n':
-        code = text[i + 1 : i + 2] if text[i] == "\\" else ""
-        width = {"u": 4, "U": 8, "x": 2}.get(code, 0)
-        if not code:
-            out.append(text[i])
-        elif width:
-            out.append(chr(int(text[i + 2 : i + 2 + width], 16)))
-        elif code in _TOML_ESCAPES:
-            out.append(_TOML_ESCAPES[code])
-        else:
-            raise _toml_edit_error(text, i, f"invalid escape '\\{code}' in a string")
-        i += 1 + bool(code) + width
-    if i >= len(text) or text[i] != '"':
-        raise _toml_edit_error(text, pos, "unterminated string")
-    return "".join(out), i + 1
-
-
-def _toml_literal_string(text: str, pos: int) -> tuple[str, int]:
-    close = text.find("'", pos + 1)
-    if close < 0 or "\n" in text[pos:close]:
-        raise _toml_edit_error(text, pos, "unterminated string")
-    return text[pos + 1 : close], close + 1
-
-
-def _toml_parse_key(text: str, pos: int) -> tuple[tuple[str, ...], int]:
-    """The dotted key (``a."b.c".'d'``) at ``pos``: its parts and the position after it."""
-    import re
-
-    parts: list[str] = []
-    while True:
-        pos = _toml_skip_blank(text, pos)
-        if text.startswith('"', pos):
-            part, pos = _toml_basic_string(text, pos)
-        elif text.startswith("'", pos):
-            part, pos = _toml_literal_string(text, pos)
-        else:
-            match = re.compile(_TOML_BARE_KEY).match(text, pos)
-            if not match:
-                raise _toml_edit_error(text, pos, "expected a key")
-            part, pos = match.group(), match.end()
-        parts.append(part)
-        pos = _toml_skip_blank(text, pos)
-        if not text.startswith(".", pos):
-            return tuple(parts), pos
-        pos += 1
-
-
-def _toml_skip_multiline_string(text: str, pos: int, quote: str) -> int:
-    """Skip ``\"\"\"...\"\"\"`` or ``'''...'''``; up to two extra quotes may precede the closer."""
-    i = pos + 3
-    while True:
-        close = text.find(quote, i)
-        if close < 0:
-            raise _toml_edit_error(text, pos, "unterminated multi-line string")
-        backslash = text.find("\\", i, close) if quote == '"""' else -1
-        if backslash >= 0:
-            i = backslash + 2  # an escaped character never closes the string
-            continue
-        end = close + 3
-        while text.startswith(quote[0], end) and end - close < 5:
-            end += 1
-        return end
-
-
-def _toml_skip_value(text: str, pos: int) -> int:
-    """Position just after the value starting at ``pos``."""
-    import re
-
-    if text.startswith(('"""', "'''"), pos):
-        return _toml_skip_multiline_string(text, pos, text[pos : pos + 3])
-    if text.startswith('"', pos):
-        return _toml_basic_string(text, pos)[1]
-    if text.startswith("'", pos):
-        return _toml_literal_string(text, pos)[1]
-    if text.startswith(("[", "{"), pos):
-        return _toml_skip_container(text, pos)
-    match = re.compile(_TOML_BARE_VALUE).match(text, pos)
-    if not match:
-        raise _toml_edit_error(text, pos, "expected a value")
-    return match.end()
-
-
-def _toml_skip_container(text: str, pos: int) -> int:
-    """Skip an array or an inline table, which may span lines."""
-    closer, keyed = ("}", True) if text[pos] == "{" else ("]", False)
-    pos += 1
-    while True:
-        pos = _toml_skip_space(text, pos)
-        if text.startswith(closer, pos):
-            return pos + 1
-        if keyed:
-            pos = _toml_parse_key(text, pos)[1]
-            if not text.startswith("=", pos):
-                raise _toml_edit_error(text, pos, "expected '=' in an inline table")
-            pos = _toml_skip_blank(text, pos + 1)
-        pos = _toml_skip_space(text, _toml_skip_value(text, pos))
-        if text.startswith(",", pos):
-            pos += 1
-        elif not text.startswith(closer, pos):
-            raise _toml_edit_error(text, pos, f"expected ',' or '{closer}'")
-
-
-def _toml_finish_line(text: str, pos: int) -> int:
-    """After a header or a value: an optional comment, then the end of the line."""
-    pos = _toml_skip_blank(text, pos)
-    if pos < len(text) and text[pos] not in "#\r\n":
-        raise _toml_edit_error(text, pos, "unexpected text after a value or header")
-    return _toml_line_end(text, pos)
-
-
-def _toml_scan(text: str) -> list[_TomlTable]:
-    """The blocks of a TOML text: the top level first, then each table in file order."""
-    tables = [_TomlTable((), False, 0, 0, 0)]
-    attached: int | None = None  # start of the comment lines directly above the current line
-    pos = 0
-    while pos < len(text):
-        first = _toml_skip_blank(text, pos)
-        if first == len(text) or text.startswith(("\n", "\r\n"), first):
-            attached, pos = None, _toml_line_end(text, pos)
-        elif text.startswith("#", first):
-            attached, pos = (pos if attached is None else attached), _toml_line_end(text, pos)
-        elif text.startswith("[", first):
-            is_array = text.startswith("[[", first)
-            path, after = _toml_parse_key(text, first + 1 + is_array)
-            closer = "]]" if is_array else "]"
-            if not text.startswith(closer, after):
-                raise _toml_edit_error(text, after, f"expected '{closer}' to close a table header")
-            body = _toml_finish_line(text, after + len(closer))
-            start = pos if attached is None else attached
-            tables[-1].end = start
-            tables.append(_TomlTable(path, is_array, start, pos, body))
-            attached, pos = None, body
-        else:
-            key, after = _toml_parse_key(text, first)
-            if not text.startswith("=", after):
-                raise _toml_edit_error(text, after, "expected '=' after a key")
-            value_start = _toml_skip_blank(text, after + 1)
-            value_end = _toml_skip_value(text, value_start)
-            end = _toml_finish_line(text, value_end)
-            tables[-1].entries.append(_TomlEntry(key, pos, value_start, value_end, end))
-            attached, pos = None, end
-    tables[-1].end = len(text)
-    return tables
-
-
-# Rendering: TOML text for new values, in the reference writer's style.
-
-
-def _toml_string(value: str) -> str:
-    out = []
-    for char in value:
-        if char in '"\\':
-            out.append("\\" + char)
-        elif char in "\b\t\n\f\r":
-            out.append(repr(char)[1:-1])
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            out.append(f"\\u{ord(char):04x}")  # tomlkit's spelling: lower-case hex
-        else:
-            out.append(char)
-    return '"' + "".join(out) + '"'
-
-
-def _toml_key(part: str) -> str:
-    import re
-
-    return part if re.fullmatch(_TOML_BARE_KEY, part) else _toml_string(part)
-
-
-def _toml_header(path: tuple[str, ...]) -> str:
-    return "[" + ".".join(_toml_key(part) for part in path) + "]"
-
-
-def _toml_value(value: object) -> str:
-    if isinstance(value, bool):  # before int: a bool is an int
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return _toml_string(value)
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    raise TypeError(f"cannot write a {type(value).__name__} to config.toml")
-
-
-def _toml_render_table(path: tuple[str, ...], values: Mapping[str, Any], nl: str) -> str:
-    """A new table: header and scalars, then one sub-table per dict value, blank-line separated.
-
-    A table holding only dicts gets no header of its own (the reference writes
-    ``[sites.x.keyring."Anaconda Cloud"]`` without a ``[sites.x.keyring]`` line).
-    """
-    scalars = [(k, v) for k, v in values.items() if not isinstance(v, dict)]
-    parts = []
-    if scalars or len(scalars) == len(values):
-        lines = [_toml_header(path)] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
-        parts.append(nl.join(lines) + nl)
-    parts += [_toml_render_table((*path, k), v, nl) for k, v in values.items() if isinstance(v, dict)]
-    return nl.join(parts)
-
-
-# Text surgery: small steps, each on a fresh scan (the file is tiny; clarity wins).
-
-
-def _toml_newline(text: str) -> str:
-    """Keep a CRLF file CRLF."""
-    return "\r\n" if "\r\n" in text[: _toml_line_end(text, 0)] else "\n"
-
-
-def _is_blank(text: str) -> bool:
-    return not text.strip(" \t\r\n")
-
-
-def _toml_insert_lines(text: str, pos: int, lines: str, blank_after: bool = False) -> str:
-    """Insert whole lines at ``pos`` (a line start, or the end of a file without a final newline)."""
-    before, after = text[:pos], text[pos:]
-    if before and not before.endswith("\n"):
-        before += _toml_newline(text)
-    if blank_after and after and not _is_blank(after[: _toml_line_end(after, 0)]):
-        lines += _toml_newline(text)
-    return before + lines + after
-
-
-def _toml_cut(text: str, spans: list[tuple[int, int]]) -> str:
-    """Cut the spans; blank lines left at the end of the file collapse to one newline."""
-    import re
-
-    at_end = any(end == len(text) for _, end in spans)
-    for start, end in sorted(spans, reverse=True):
-        text = text[:start] + text[end:]
-    if at_end:
-        text = re.sub(r"(?:\r?\n[ \t]*)+\Z", _toml_newline(text), text)
-    return "" if _is_blank(text) else text
-
-
-def _toml_append_table(text: str, rendered: str) -> str:
-    """Append a new table at the end, with exactly one blank line before its header."""
-    import re
-
-    if _is_blank(text):
-        return rendered
-    nl = _toml_newline(text)
-    return re.sub(r"(?:\r?\n[ \t]*)*\Z", nl, text, count=1) + nl + rendered
-
-
-def _toml_find_table(tables: list[_TomlTable], path: tuple[str, ...]) -> _TomlTable | None:
-    return next((t for t in tables if t.path == path and not t.is_array), None)
-
-
-def _toml_subtree(tables: list[_TomlTable], path: tuple[str, ...]) -> list[_TomlTable]:
-    """Every table block whose header is ``path`` or below it."""
-    return [t for t in tables if t.path[: len(path)] == path]
-
-
-def _toml_content_end(text: str, table: _TomlTable) -> int:
-    """The end of a block without its trailing blank lines."""
-    import re
-
-    # Not str.splitlines: it also splits at characters such as U+2028 that strings may hold.
-    lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text[table.start : table.end])
-    while lines and _is_blank(lines[-1]):
-        lines.pop()
-    return table.start + sum(map(len, lines))
-
-
-def _toml_entry(text: str, tables: list[_TomlTable], path: tuple[str, ...],
-                key: str) -> _TomlEntry | None:
-    """The ``key = ...`` line of a table; a dotted ``key.x = ...`` cannot be edited in place."""
-    table = _toml_find_table(tables, path)
-    for entry in table.entries if table else ():
-        if entry.key[0] == key and len(entry.key) > 1:
-            raise _toml_edit_error(
-                text, entry.start, f"dotted key '{'.'.join(entry.key)}' cannot be edited in "
-                f"place; write it as a {_toml_header((*path, key))} table")
-        if entry.key == (key,):
-            return entry
-    return None
-
-
-def _toml_replace_value(text: str, entry: _TomlEntry, value: object) -> str:
-    """Keep the key as written and any comment after the value."""
-    return text[: entry.value_start] + _toml_value(value) + text[entry.value_end :]
-
-
-def _toml_remove_key(text: str, path: tuple[str, ...], key: str) -> str:
-    tables = _toml_scan(text)
-    entry = _toml_entry(text, tables, path, key)
-    spans = [(t.start, t.end) for t in _toml_subtree(tables, (*path, key))]
-    return _toml_cut(text, spans + ([(entry.start, entry.end)] if entry else []))
-
-
-def _toml_set_scalar(text: str, path: tuple[str, ...], key: str, value: object) -> str:
-    if _toml_subtree(_toml_scan(text), (*path, key)):
-        text = _toml_remove_key(text, path, key)  # it was a sub-table: becomes a plain key
-    tables = _toml_scan(text)
-    entry = _toml_entry(text, tables, path, key)
-    if entry is not None:
-        return _toml_replace_value(text, entry, value)
-    table = _toml_find_table(tables, path)
-    assert table is not None, "callers make sure the table has a header"
-    where = table.entries[-1].end if table.entries else table.body_start
-    return _toml_insert_lines(text, where, f"{_toml_key(key)} = {_toml_value(value)}"
-                              + _toml_newline(text))
-
-
-def _toml_set_dict(text: str, path: tuple[str, ...], key: str, value: dict[str, Any]) -> str:
-    """Make ``path.key`` hold exactly ``value``."""
-    tables = _toml_scan(text)
-    entry = _toml_entry(text, tables, path, key)
-    if entry is not None:  # an inline table (or a string) stays where the user wrote it
-        return _toml_replace_value(text, entry, value)
-    sub = (*path, key)
-    existing = _toml_subtree(tables, sub)
-    if (not any(isinstance(v, dict) for v in value.values())
-            and [(t.path, t.is_array) for t in existing] == [(sub, False)]):
-        for k, v in value.items():  # one flat table: edit it in place, drop the keys not given
-            text = _toml_set_scalar(text, sub, k, v)
-        table = _toml_find_table(_toml_scan(text), sub)
-        assert table is not None
-        return _toml_cut(text, [(e.start, e.end) for e in table.entries if e.key[0] not in value])
-    # New, nested or spread over several tables: write it afresh after the site's last block.
-    text = _toml_remove_key(text, path, key)
-    rendered = _toml_render_table(sub, value, _toml_newline(text))
-    group = _toml_subtree(_toml_scan(text), path)
-    if not group:
-        return _toml_append_table(text, rendered)
-    end = _toml_content_end(text, max(group, key=lambda t: t.start))
-    return _toml_insert_lines(text, end, _toml_newline(text) + rendered, blank_after=True)
-
-
-def _toml_ensure_header(text: str, path: tuple[str, ...]) -> str:
-    """Give a table defined only through its sub-tables a header of its own, above them."""
-    tables = _toml_scan(text)
-    if _toml_find_table(tables, path) is not None:
-        return text
-    header = _toml_header(path) + _toml_newline(text)
-    group = _toml_subtree(tables, path)
-    if not group:
-        return _toml_append_table(text, header)
-    return _toml_insert_lines(text, group[0].start, header, blank_after=True)
-
-
-def _toml_check_sites_layout(text: str, tables: list[_TomlTable], name: str) -> None:
-    """Refuse site layouts that [sites.<name>] tables cannot edit without breaking them."""
-    for entry in tables[0].entries:
-        if entry.key[0] == "sites":
-            raise _toml_edit_error(
-                text, entry.start, "sites defined with a dotted key or inline table at the top "
-                "level cannot be edited in place; write each site as a [sites.<name>] table")
-    for table in tables[1:]:
-        if table.is_array and table.path[:2] in (("sites",), ("sites", name)):
-            raise _toml_edit_error(text, table.header_start,
-                                   "[[sites]] arrays of tables are not sites")
-        for entry in table.entries if table.path == ("sites",) else ():
-            if entry.key[0] == name:
-                raise _toml_edit_error(
-                    text, entry.start, f"site '{name}' is defined by a key inside [sites] and "
-                    f"cannot be edited in place; write it as a {_toml_header(('sites', name))} "
-                    "table")
-
-
-# The three edits.
-
-
-def _toml_set_site(text: str, name: str, values: Mapping[str, Any]) -> str:
-    """Make [sites.<name>] hold ``values`` (None removes a key); its other keys stay as they are."""
-    tables = _toml_scan(text)
-    _toml_check_sites_layout(text, tables, name)
-    path = ("sites", name)
-    if not _toml_subtree(tables, path):
-        kept = {k: v for k, v in values.items() if v is not None}
-        return _toml_append_table(text, _toml_render_table(path, kept, _toml_newline(text)))
-    if any(v is not None and not isinstance(v, dict) for v in values.values()):
-        text = _toml_ensure_header(text, path)
-    for key, value in values.items():
-        if value is None:
-            text = _toml_remove_key(text, path, key)
-        elif isinstance(value, dict):
-            text = _toml_set_dict(text, path, key, value)
-        else:
-            text = _toml_set_scalar(text, path, key, value)
-    # Removing the last sub-table of a site without a header would drop the site itself.
-    return _toml_ensure_header(text, path)
-
-
-def _toml_remove_site(text: str, name: str) -> str:
-    """Remove [sites.<name>], its sub-tables and the comments attached above their headers."""
-    tables = _toml_scan(text)
-    _toml_check_sites_layout(text, tables, name)
-    return _toml_cut(text, [(t.start, t.end) for t in _toml_subtree(tables, ("sites", name))])
-
-
-def _toml_set_default_site(text: str, name: str) -> str:
-    """Set or replace the top-level ``default_site = "..."`` line."""
-    tables = _toml_scan(text)
-    for entry in tables[0].entries:
-        if entry.key[0] == "default_site":
-            if len(entry.key) > 1:
-                raise _toml_edit_error(text, entry.start, "'default_site' must be a plain key")
-            return _toml_replace_value(text, entry, name)
-    line = f"default_site = {_toml_string(name)}{_toml_newline(text)}"
-    if tables[0].entries:  # after the existing top-level keys
-        return _toml_insert_lines(text, tables[0].entries[-1].end, line, blank_after=True)
-    # Before the first table and the comments attached to it.
-    return _toml_insert_lines(text, tables[0].end, line, blank_after=len(tables) > 1)
-
-
-def _toml_masked(text: str) -> str:
-    """``text`` with secret values replaced, for showing a diff (see ``_masked``)."""
-    spans = []
-    for table in _toml_scan(text):
-        for entry in table.entries:
-            path = table.path + entry.key
-            value = text[entry.value_start : entry.value_end]
-            headers = {"extra_headers", "oidc_request_headers"} & set(path)
-            # Inline tables and JSON strings are masked whole when anything in them looks
-            # secret: the diff cannot tell which of their keys a reader would need.
-            compound = value.lstrip("'\"").startswith("{")
-            if (set(_SECRET_FIELDS) & set(path)
-                    or (headers and (_is_secret_header(path[-1]) or compound))
-                    or ("proxy_servers" in path and "@" in value)
-                    or (compound and any(word in value.lower() for word in (
-                        "api_key", "keyring", "auth", "token", "cookie", "secret", "pass")))):
-                spans.append((entry.value_start, entry.value_end))
-    for start, end in reversed(spans):
-        text = f'{text[:start]}"********"{text[end:]}'
-    return text
-
-
-# From a command to new text: the site changes applied to the text and, in step, to the parsed
-# data the text must parse to.
-
-
-def _site_table_values(raw: Mapping[str, Any]) -> dict[str, Any]:
-    """Validated values for a site table, in _FIELDS order: the order the reference writes."""
-    return {
-        field: _normalize_domain(raw[field], "domain") if field == "domain"
-        else _parse_field(field, raw[field], field, from_text=False)
-        for field in _FIELDS if field in raw
-    }
-
-
-def _sites_on_file(path: str, text: str) -> tuple[JSONDict, dict[str, dict[str, Any]], bool]:
-    """(parsed document, its [sites.*] tables, whether the implicit anaconda.com site applies)."""
-    document = _parse_config_toml(path, text)
-    sites = _configured_sites(document, {}, path)
-    return document, sites, not sites and "default_site" not in document
-
-
-def _apply_site_edits(path: str, text: str, document: JSONDict,
-                      edits: list[tuple[str, str, Any]]) -> tuple[str, JSONDict]:
-    """Apply ("set", site, values) / ("remove", site, None) / ("default", site, None) edits.
-
-    Returns the new text and the data it must parse to.
-    """
-    import copy
-
-    expected = copy.deepcopy(document)
-    try:
-        for action, name, values in edits:
-            if action == "set":
-                text = _toml_set_site(text, name, values)
-                site = expected.setdefault("sites", {}).setdefault(name, {})
-                site.update(values)
-                for key in [k for k, v in values.items() if v is None]:
-                    del site[key]
-            elif action == "remove":
-                text = _toml_remove_site(text, name)
-                del expected["sites"][name]
-            else:
-                text = _toml_set_default_site(text, name)
-                expected["default_site"] = name
-    except ValueError as e:  # the editor's: a layout it cannot change in place, named by line
-        raise ConfigError(f"{path} {e}. Nothing was written.") from None
-    return text, expected
-
-
-def _sites_add(path: str, text: str, name: str | None, raw: Mapping[str, Any],
-               make_default: bool, remove_anaconda_com: bool) -> tuple[str, JSONDict]:
-    """``sites add``: a new [sites.<name>] table (name default: the normalised domain)."""
-    values = _site_table_values(raw)
-    name = name or values["domain"]
-    document, sites, implicit = _sites_on_file(path, text)
-    if name in sites or (implicit and name == DEFAULT_DOMAIN):
-        raise AnacondaAuthError(
-            f"A site with name {name} already exists, use the modify subcommand to alter it")
-    edits: list[tuple[str, str, Any]] = []
-    remaining = dict.fromkeys(sites)
-    if remove_anaconda_com and DEFAULT_DOMAIN in sites:
-        edits.append(("remove", DEFAULT_DOMAIN, None))
-        del remaining[DEFAULT_DOMAIN]
-    elif implicit and not remove_anaconda_com:
-        # Keeping the implicit site means writing it down, as the reference does (it stops
-        # applying once another site exists), and it stays the default.
-        edits.append(("set", DEFAULT_DOMAIN, {}))
-        if not make_default:
-            edits.append(("default", DEFAULT_DOMAIN, None))
-        remaining[DEFAULT_DOMAIN] = None
-    defaults = {field: _FIELDS[field][1] for field in values}
-    edits.append(("set", name, {k: v for k, v in values.items() if v != defaults[k]}))
-    if make_default or not remaining:
-        edits.append(("default", name, None))
-    return _apply_site_edits(path, text, document, edits)
-
-
-def _sites_modify(path: str, text: str, wanted: str, raw: Mapping[str, Any],
-                  make_default: bool) -> tuple[str, JSONDict]:
-    """``sites modify``: change the given values of the site named (or with domain) ``wanted``."""
-    values = _site_table_values(raw)
-    document, sites, implicit = _sites_on_file(path, text)
-    name = _lookup_site(sites, wanted, path)
-    if name is None and wanted != DEFAULT_DOMAIN:  # anaconda.com always exists, implicitly
-        raise UnknownSiteName(f"The site or domain {wanted} has not been configured in {path}")
-    name = name or DEFAULT_DOMAIN
-    table = sites.get(name, {})
-    if "domain" in table and _normalize_domain(table["domain"], "domain") == values.get("domain"):
-        del values["domain"]  # given only to find the site, or the same domain spelt differently
-    # Keys not on file are written only when they differ from the default; keys on file are
-    # set even to the default, so [plugin.auth] cannot take over.
-    changed = {k: v for k, v in values.items()
-               if (table[k] != v if k in table else v != _FIELDS[k][1])}
-    edits: list[tuple[str, str, Any]] = [("set", name, changed)] if changed else []
-    if (make_default and document.get("default_site") != name) or (implicit and edits):
-        edits.append(("default", name, None))
-    return _apply_site_edits(path, text, document, edits)
-
-
-def _sites_remove(path: str, text: str, wanted: str) -> tuple[str, JSONDict]:
-    """``sites remove``: drop a site; a default that pointed at it moves to the first one left."""
-    document, sites, implicit = _sites_on_file(path, text)
-    name = _lookup_site({DEFAULT_DOMAIN: {"domain": DEFAULT_DOMAIN}} if implicit else sites,
-                        wanted, path)
-    if name is not None and (implicit or len(sites) == 1):
-        raise AnacondaAuthError(f"{wanted} is the only configured site and cannot be removed")
-    if name is None:
-        raise UnknownSiteName(f"The site or domain {wanted} has not been configured in {path}")
-    edits: list[tuple[str, str, Any]] = [("remove", name, None)]
-    default = document.get("default_site")
-    try:
-        was_default = isinstance(default, str) and _lookup_site(sites, default, path) == name
-    except ConfigError:  # an ambiguous default_site does not name this site
-        was_default = False
-    if was_default:
-        edits.append(("default", next(n for n in sites if n != name), None))
-    return _apply_site_edits(path, text, document, edits)
-
-
-# The writer.
-
-
-def _toml_check_edit(path: str, new_text: str, expected: Mapping[str, Any]) -> None:
-    """Raise unless ``new_text`` parses to exactly ``expected``: an editor bug never reaches disk."""
-    toml = _import_toml(path)
-    try:
-        parsed = toml.loads(new_text)
-    except toml.TOMLDecodeError as e:
-        problem = f"does not parse ({e})"
-    else:
-        if parsed == expected:
-            return
-        problem = f"does not hold the intended data (differs at {_toml_differences(parsed, expected)})"
-    raise AnacondaAuthError(f"The edited {path} {problem}. Nothing was written; please report "
-                            "this with the file's layout.")
-
-
-def _toml_differences(got: Any, want: Any, prefix: str = "") -> str:
-    """Dotted paths where two parsed documents differ, for the error message."""
-    if not (isinstance(got, dict) and isinstance(want, dict)):
-        return "" if got == want else prefix or "<top level>"
-    keys = list(want) + [k for k in got if k not in want]
-    paths = (_toml_differences(got.get(k), want.get(k), f"{prefix}.{k}" if prefix else k)
-             if k in got and k in want else f"{prefix}.{k}" if prefix else k for k in keys)
-    return ", ".join(p for p in paths if p)
-
-
-def _write_config_toml(
-    path: str, edit: Callable[[str], tuple[str, JSONDict]], shown: str | None = None
-) -> tuple[str, str, str | None]:
-    """Read config.toml, edit it, check, back up and replace it, all under the file's lock.
-
-    ``edit`` maps the old text to (new text, the data it must parse to); it runs under the
-    lock so concurrent edits all land. ``shown``: the text a confirmed diff was made from; if
-    the file changed since, nothing is written. Returns (old text, new text, backup path).
-    The file is written through a symlink to its target; backups go next to ``path``.
-    """
-    from datetime import datetime
-
-    try:
-        with _FileLock(path):
-            old = _read_config_text(path)
-            if shown is not None and (old or "") != shown:
-                raise AnacondaAuthError(f"{path} changed while waiting for confirmation. Nothing "
-                                        "was written; run the command again.")
-            new, expected = edit(old or "")
-            if new == (old or ""):
-                return new, new, None
-            if old is not None and not (os.access(path, os.W_OK)
-                                        and os.stat(path).st_mode & 0o222):
-                raise AnacondaAuthError(f"{path} is read-only. Nothing was written; make it "
-                                        f"writable (chmod u+w {path}) to edit it.")
-            _toml_check_edit(path, new, expected)
-            backup = None
-            if old is not None:
-                directory = os.path.dirname(path)
-                stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
-                backup = os.path.join(directory, f"config.backup.{stamp}.toml")
-                _write_file_atomically(backup, old.encode("utf-8"))
-                _prune_config_backups(directory)
-            _write_file_atomically(path, new.encode("utf-8"))
-            return old or "", new, backup
-    except OSError as e:
-        raise AnacondaAuthError(f"Cannot write {path}: {e.strerror or e}"
-                                f"{f' ({e.filename})' if e.filename else ''}. "
-                                "Nothing was changed.") from None
-
-
-def _prune_config_backups(directory: str) -> None:
-    """Keep the 5 newest config.backup.*.toml files, as the reference does."""
-    try:
-        names = [os.path.join(directory, n) for n in os.listdir(directory)
-                 if n.startswith("config.backup.") and n.endswith(".toml")]
-        for old in sorted(names, key=os.path.getmtime, reverse=True)[5:]:
-            os.unlink(old)
-    except OSError:
-        pass  # the new backup exists; an old one left over is harmless
+    if site is not None:
+        if config is not None:
+            raise ValueError(f"{function}(): give the site once, as config or as site=, not both")
+        config = site
+    if config is None:
+        return resolve_config()
+    if isinstance(config, Config):
+        return config
+    if isinstance(config, str):
+        if not config.strip():
+            raise UnknownSiteName(f"{function}(): the site name is empty; give a site name or "
+                                  "domain, or None for the default site")
+        return resolve_config(config)
+    raise TypeError(f"{function}(): config must be a Config, a site name or domain (str), or "
+                    f"None for the default site, not {type(config).__name__}")
 
 
 # =================================================================================================
@@ -2966,7 +2341,8 @@ def request(
     method: str,
     url: str,
     *,
-    config: Config | None = None,
+    config: Config | str | None = None,
+    site: Config | str | None = None,
     api_key: str | None = None,
     auth: bool = True,
     headers: Mapping[str, str] | None = None,
@@ -2979,6 +2355,7 @@ def request(
 ) -> Response:
     """Send one HTTP request for the site and return the complete Response.
 
+    ``config`` (or ``site=``) is a Config, a site name or domain, or None for the default site.
     ``url`` may be relative (joined onto ``https://<domain>``). ``json`` sends a JSON body,
     ``fields`` a form (or the query string for GET), ``body`` raw bytes. ``auth=False`` sends no
     key; ``api_key`` sends that key instead of the site's. ``timeout`` is seconds, or
@@ -2991,14 +2368,14 @@ def request(
     except ImportError:
         raise AnacondaAuthError("Network calls need the urllib3 package (1.26 or 2.x): "
                                 "pip install urllib3") from None
-    config = config or resolve_config()
-    site = _site_for(config)
+    config = _coerce_config(config, site, "request")
+    site_info = _site_for(config)
     method = method.upper()
     if not url.startswith(("https://", "http://")):
         from urllib.parse import urljoin
 
-        url = urljoin(site.base_url, url)
-    all_headers = _request_headers(site, headers, api_version)
+        url = urljoin(site_info.base_url, url)
+    all_headers = _request_headers(site_info, headers, api_version)
     payload = _encode_body(method, json, body, fields, all_headers)
     if payload is None and fields and method in ("GET", "HEAD", "DELETE"):
         from urllib.parse import urlencode
@@ -3010,14 +2387,14 @@ def request(
         raise ConfigError(f"request(url=...): {e}") from None
     callers_auth = "authorization" in {name.lower() for name in all_headers}
     key = None
-    if auth and not callers_auth and _may_carry_key(origin, site):
+    if auth and not callers_auth and _may_carry_key(origin, site_info):
         key = _bearer_key(config, api_key)
-    tls = _tls_options_for(site)
+    tls = _tls_options_for(site_info)
     for _ in range(_MAX_REDIRECTS + 1):
         sent_headers = dict(all_headers)
         # Plain http is allowed to loopback only, and not through a proxy: the key would travel
         # in clear to the proxy's host.
-        if key and _may_carry_key(origin, site) and (
+        if key and _may_carry_key(origin, site_info) and (
                 origin[0] == "https" or not _proxy_for(url, config)):
             sent_headers["Authorization"] = f"Bearer {key}"
         response = _send(method, url, sent_headers, payload, tls, config, timeout, retries)
@@ -3709,18 +3086,19 @@ def _exchange_for_api_key(config: Config, access_token: str) -> str:
 
 # =================================================================================================
 # Public API
-# The functions a program calls. Each takes a resolved Config (default: resolve_config()) and
-# combines the sections above. Only the interactive login talks to the user (on stderr).
+# The functions a program calls. Each takes as ``config`` (or, as in the reference, ``site=``) a
+# resolved Config, a site name or domain, or None for the default site, and combines the
+# sections above. Only the interactive login talks to the user (on stderr).
 # =================================================================================================
 
 
-def get_api_key(config: Config | None = None) -> str:
+def get_api_key(config: Config | str | None = None, *, site: Config | str | None = None) -> str:
     """The API key for the site: from the configuration, else the token store.
 
     Raises TokenNotFoundError when there is none and TokenExpiredError when its JWT ``exp`` has
     passed. A key that is not a JWT, or has no ``exp``, has unknown expiry and is returned.
     """
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "get_api_key")
     api_key, where = _find_api_key(config)
     if not api_key:
         raise TokenNotFoundError(
@@ -3748,14 +3126,28 @@ def _login_command(config: Config) -> str:
     return f"{CLI_NAME}{at} login"
 
 
+def is_logged_in(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
+    """Whether the site has a key (stored or configured) that has not expired; offline.
+
+    Unlike the reference, which only checks that a stored entry exists, an expired key is not a
+    login. A key of unknown expiry (not a JWT) counts. A damaged token store raises StorageError.
+    """
+    api_key, _ = _find_api_key(_coerce_config(config, site, "is_logged_in"))
+    return api_key is not None and api_key != "" and not _is_expired(api_key)
+
+
 def login(
-    config: Config | None = None,
+    config: Config | str | None = None,
     *,
+    site: Config | str | None = None,
     api_key: str | None = None,
     force: bool = False,
     flow: str | None = None,
     open_browser: bool = True,
     timeout: float | None = None,
+    ssl_verify: bool | str | None = None,
+    use_device_flow: bool | None = None,
+    basic: bool = False,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3763,8 +3155,27 @@ def login(
     after checking it has not expired. Otherwise, unless ``force``, an unexpired key already
     available is returned as is; else the interactive OpenID Connect login runs (``flow`` is
     "device" or "browser"; default from ``use_device_flow``).
+
+    The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
+    login; ``use_device_flow`` is ``flow="device"`` (True) or ``flow="browser"`` (False);
+    ``basic=True`` (the password grant) is refused.
     """
-    config = config or resolve_config()
+    if basic:
+        # RFC 9700 §2.4: the resource owner password credentials grant MUST NOT be used; it
+        # hands the password to the client and defeats multi-factor and federated login.
+        raise ConfigError(
+            "login(basic=True): the username/password grant is not supported (RFC 9700 §2.4 "
+            "forbids it). Use the device or browser login (the default), or login(api_key=...)."
+        )
+    if use_device_flow is not None:
+        mapped = "device" if use_device_flow else "browser"
+        if flow is not None and flow != mapped:
+            raise ConfigError(f"login(flow={flow!r}, use_device_flow={use_device_flow!r}): "
+                              "they disagree; give one of them")
+        flow = mapped
+    config = _coerce_config(config, site, "login")
+    if ssl_verify is not None:
+        config = config.replace(ssl_verify=ssl_verify)
     if api_key is not None:
         return _store_given_key(config, api_key)
     if not force:
@@ -3812,13 +3223,13 @@ def _interactive_login(
     return api_key
 
 
-def logout(config: Config | None = None) -> bool:
+def logout(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
     """Delete the site's stored API key (and legacy entries); True when something was deleted.
 
     A key given by the configuration (``ANACONDA_AUTH_API_KEY``, ``api_key`` in config.toml, a
     ``keyring`` setting) is not stored and so cannot be deleted: a warning says it still applies.
     """
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "logout")
     deleted = _delete_stored_tokens(config)
     if config.api_key or config.keyring:
         field = "api_key" if config.api_key else "keyring"
@@ -3836,7 +3247,7 @@ _ANONYMOUS_ACCOUNT: JSONDict = {
 }
 
 
-def whoami(config: Config | None = None) -> JSONDict:
+def whoami(config: Config | str | None = None, *, site: Config | str | None = None) -> JSONDict:
     """The account the site's key belongs to (GET /api/account), with ``domain`` added.
 
     As in the reference: when no key was sent and the server refuses, the anonymous account
@@ -3844,7 +3255,7 @@ def whoami(config: Config | None = None) -> JSONDict:
     """
     import copy
 
-    config = config or resolve_config()
+    config = _coerce_config(config, site, "whoami")
     response = request("GET", "/api/account", config=config)
     if not response.ok and _bearer_key(config, None) is None:
         account: JSONDict = copy.deepcopy(_ANONYMOUS_ACCOUNT)
@@ -3856,6 +3267,638 @@ def whoami(config: Config | None = None) -> JSONDict:
     account["domain"] = config.domain
     return account
 
+
+# =================================================================================================
+# Editing config.toml
+# ``sites add/modify/remove`` change only the text of one [sites.<name>] table (with its
+# sub-tables) or the default_site line, and every other byte stays where it was; the new text
+# must parse to exactly the intended data before it atomically replaces the file, with a backup,
+# under the file's lock. In order: scan, render, edit, verify, write.
+# =================================================================================================
+# The reference regenerates the whole file and so deletes every key and table it does not know.
+# The text functions here are pure and never guess: a layout they cannot edit in place is a
+# ValueError naming the line.
+#
+# New text follows the reference's writer (cli-base + tomlkit), so a command run on a missing
+# file writes the reference's bytes: a new table is appended after one blank line; dict values
+# become sub-tables after the table's scalars; a table holding only dicts gets no header of its
+# own; strings use double quotes. Where the reference is silent:
+# * comment lines directly above a header (no blank line between) belong to that table and go
+#   with it; a comment separated by a blank line stays;
+# * a new key goes right after the table's last key line (not after trailing comments, which are
+#   usually notes about what follows); a replaced value keeps the key's spelling and its comment;
+# * a dict value replaces the whole sub-table, editing the keys it keeps in place; an inline
+#   table (or string) for that key is rewritten inline where it stands; a new sub-table goes
+#   after the site's last block, not at the end of the file;
+# * a new default_site goes after the last top-level key, else before the first table and its
+#   attached comments, with a blank line before what follows; CRLF files stay CRLF.
+
+# -- Scan -----------------------------------------------------------------------------------------
+# The scanner finds where tables and key lines start and end, with the lexer of the
+# Configuration section. It builds no values; it only skips over them (strings, arrays, inline
+# tables) so a "[" inside a value is never a header.
+
+
+class _TomlEntry:
+    """A ``key = value`` item; ``start``..``end`` covers whole lines, newline included."""
+
+    __slots__ = ("end", "key", "start", "value_end", "value_start")
+
+    def __init__(self, key: tuple[str, ...], start: int, value_start: int, value_end: int,
+                 end: int) -> None:
+        self.key, self.start, self.end = key, start, end
+        self.value_start, self.value_end = value_start, value_end
+
+
+class _TomlTable:
+    """A ``[table]`` or ``[[array]]`` block, or (path ``()``) the top level before the first one.
+
+    ``start`` includes the comment lines attached directly above the header; ``end`` is where
+    the next block starts, so trailing blank lines and loose comments belong to this block.
+    """
+
+    __slots__ = ("body_start", "end", "entries", "header_start", "is_array", "path", "start")
+
+    def __init__(self, path: tuple[str, ...], is_array: bool, start: int, header_start: int,
+                 body_start: int) -> None:
+        self.path, self.is_array, self.start = path, is_array, start
+        self.header_start, self.body_start, self.end = header_start, body_start, body_start
+        self.entries: list[_TomlEntry] = []
+
+
+def _toml_skip_space(text: str, pos: int) -> int:
+    """Whitespace, newlines and comments, as allowed between array items."""
+    while pos < len(text) and (text[pos] in " \t\r\n" or text[pos] == "#"):
+        pos = _toml_line_end(text, pos) if text[pos] == "#" else pos + 1
+    return pos
+
+
+def _toml_skip_multiline_string(text: str, pos: int, quote: str) -> int:
+    """Skip ``\"\"\"...\"\"\"`` or ``'''...'''``; up to two extra quotes may precede the closer."""
+    i = pos + 3
+    while True:
+        close = text.find(quote, i)
+        if close < 0:
+            raise _toml_error(text, pos, "unterminated multi-line string")
+        backslash = text.find("\\", i, close) if quote == '"""' else -1
+        if backslash >= 0:
+            i = backslash + 2  # an escaped character never closes the string
+            continue
+        end = close + 3
+        while text.startswith(quote[0], end) and end - close < 5:
+            end += 1
+        return end
+
+
+def _toml_skip_value(text: str, pos: int) -> int:
+    """Position just after the value starting at ``pos``."""
+    if text.startswith(('"""', "'''"), pos):
+        return _toml_skip_multiline_string(text, pos, text[pos : pos + 3])
+    if text.startswith('"', pos):
+        return _toml_basic_string(text, pos, _TOML_1_1_ESCAPES)[1]
+    if text.startswith("'", pos):
+        return _toml_literal_string(text, pos)[1]
+    if text.startswith(("[", "{"), pos):
+        return _toml_skip_container(text, pos)
+    end = _toml_bare_end(text, pos)
+    if end == pos:
+        raise _toml_error(text, pos, "expected a value")
+    return end
+
+
+def _toml_skip_container(text: str, pos: int) -> int:
+    """Skip an array or an inline table, which may span lines."""
+    closer, keyed = ("}", True) if text[pos] == "{" else ("]", False)
+    pos += 1
+    while True:
+        pos = _toml_skip_space(text, pos)
+        if text.startswith(closer, pos):
+            return pos + 1
+        if keyed:
+            pos = _toml_parse_key(text, pos, _TOML_1_1_ESCAPES)[1]
+            if not text.startswith("=", pos):
+                raise _toml_error(text, pos, "expected '=' in an inline table")
+            pos = _toml_skip_blank(text, pos + 1)
+        pos = _toml_skip_space(text, _toml_skip_value(text, pos))
+        if text.startswith(",", pos):
+            pos += 1
+        elif not text.startswith(closer, pos):
+            raise _toml_error(text, pos, f"expected ',' or '{closer}'")
+
+
+def _toml_scan(text: str) -> list[_TomlTable]:
+    """The blocks of a TOML text: the top level first, then each table in file order."""
+    tables = [_TomlTable((), False, 0, 0, 0)]
+    attached: int | None = None  # start of the comment lines directly above the current line
+    pos = 0
+    while pos < len(text):
+        first = _toml_skip_blank(text, pos)
+        if first == len(text) or text.startswith(("\n", "\r\n"), first):
+            attached, pos = None, _toml_line_end(text, pos)
+        elif text.startswith("#", first):
+            attached, pos = (pos if attached is None else attached), _toml_line_end(text, pos)
+        elif text.startswith("[", first):
+            is_array = text.startswith("[[", first)
+            path, after = _toml_parse_key(text, first + 1 + is_array, _TOML_1_1_ESCAPES)
+            closer = "]]" if is_array else "]"
+            if not text.startswith(closer, after):
+                raise _toml_error(text, after, f"expected '{closer}' to close a table header")
+            body = _toml_finish_line(text, after + len(closer))
+            start = pos if attached is None else attached
+            tables[-1].end = start
+            tables.append(_TomlTable(path, is_array, start, pos, body))
+            attached, pos = None, body
+        else:
+            key, after = _toml_parse_key(text, first, _TOML_1_1_ESCAPES)
+            if not text.startswith("=", after):
+                raise _toml_error(text, after, "expected '=' after a key")
+            value_start = _toml_skip_blank(text, after + 1)
+            value_end = _toml_skip_value(text, value_start)
+            end = _toml_finish_line(text, value_end)
+            tables[-1].entries.append(_TomlEntry(key, pos, value_start, value_end, end))
+            attached, pos = None, end
+    tables[-1].end = len(text)
+    return tables
+
+
+# -- Render ---------------------------------------------------------------------------------------
+# TOML text for new values, in the reference writer's style.
+
+
+def _toml_string(value: str) -> str:
+    out = []
+    for char in value:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif char in "\b\t\n\f\r":
+            out.append(repr(char)[1:-1])
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")  # tomlkit's spelling: lower-case hex
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(part: str) -> str:
+    return part if part and _BARE_KEY_CHARACTERS.issuperset(part) else _toml_string(part)
+
+
+def _toml_header(path: tuple[str, ...]) -> str:
+    return "[" + ".".join(_toml_key(part) for part in path) + "]"
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):  # before int: a bool is an int
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return _toml_string(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise TypeError(f"cannot write a {type(value).__name__} to config.toml")
+
+
+def _toml_render_table(path: tuple[str, ...], values: Mapping[str, Any], nl: str) -> str:
+    """A new table: header and scalars, then one sub-table per dict value, blank-line separated.
+
+    A table holding only dicts gets no header of its own (the reference writes
+    ``[sites.x.keyring."Anaconda Cloud"]`` without a ``[sites.x.keyring]`` line).
+    """
+    scalars = [(k, v) for k, v in values.items() if not isinstance(v, dict)]
+    parts = []
+    if scalars or len(scalars) == len(values):
+        lines = [_toml_header(path)] + [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in scalars]
+        parts.append(nl.join(lines) + nl)
+    parts += [_toml_render_table((*path, k), v, nl) for k, v in values.items() if isinstance(v, dict)]
+    return nl.join(parts)
+
+
+# -- Edit -----------------------------------------------------------------------------------------
+# Text surgery: small steps, each on a fresh scan (the file is tiny; clarity wins).
+
+
+def _toml_newline(text: str) -> str:
+    """Keep a CRLF file CRLF."""
+    return "\r\n" if "\r\n" in text[: _toml_line_end(text, 0)] else "\n"
+
+
+def _is_blank(text: str) -> bool:
+    return not text.strip(" \t\r\n")
+
+
+def _toml_insert_lines(text: str, pos: int, lines: str, blank_after: bool = False) -> str:
+    """Insert whole lines at ``pos`` (a line start, or the end of a file without a final newline)."""
+    before, after = text[:pos], text[pos:]
+    if before and not before.endswith("\n"):
+        before += _toml_newline(text)
+    if blank_after and after and not _is_blank(after[: _toml_line_end(after, 0)]):
+        lines += _toml_newline(text)
+    return before + lines + after
+
+
+def _toml_cut(text: str, spans: list[tuple[int, int]]) -> str:
+    """Cut the spans; blank lines left at the end of the file collapse to one newline."""
+    import re
+
+    at_end = any(end == len(text) for _, end in spans)
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + text[end:]
+    if at_end:
+        text = re.sub(r"(?:\r?\n[ \t]*)+\Z", _toml_newline(text), text)
+    return "" if _is_blank(text) else text
+
+
+def _toml_append_table(text: str, rendered: str) -> str:
+    """Append a new table at the end, with exactly one blank line before its header."""
+    import re
+
+    if _is_blank(text):
+        return rendered
+    nl = _toml_newline(text)
+    return re.sub(r"(?:\r?\n[ \t]*)*\Z", nl, text, count=1) + nl + rendered
+
+
+def _toml_find_table(tables: list[_TomlTable], path: tuple[str, ...]) -> _TomlTable | None:
+    return next((t for t in tables if t.path == path and not t.is_array), None)
+
+
+def _toml_subtree(tables: list[_TomlTable], path: tuple[str, ...]) -> list[_TomlTable]:
+    """Every table block whose header is ``path`` or below it."""
+    return [t for t in tables if t.path[: len(path)] == path]
+
+
+def _toml_content_end(text: str, table: _TomlTable) -> int:
+    """The end of a block without its trailing blank lines."""
+    import re
+
+    # Not str.splitlines: it also splits at characters such as U+2028 that strings may hold.
+    lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text[table.start : table.end])
+    while lines and _is_blank(lines[-1]):
+        lines.pop()
+    return table.start + sum(map(len, lines))
+
+
+def _toml_entry(text: str, tables: list[_TomlTable], path: tuple[str, ...],
+                key: str) -> _TomlEntry | None:
+    """The ``key = ...`` line of a table; a dotted ``key.x = ...`` cannot be edited in place."""
+    table = _toml_find_table(tables, path)
+    for entry in table.entries if table else ():
+        if entry.key[0] == key and len(entry.key) > 1:
+            raise _toml_error(
+                text, entry.start, f"dotted key '{'.'.join(entry.key)}' cannot be edited in "
+                f"place; write it as a {_toml_header((*path, key))} table")
+        if entry.key == (key,):
+            return entry
+    return None
+
+
+def _toml_replace_value(text: str, entry: _TomlEntry, value: object) -> str:
+    """Keep the key as written and any comment after the value."""
+    return text[: entry.value_start] + _toml_value(value) + text[entry.value_end :]
+
+
+def _toml_remove_key(text: str, path: tuple[str, ...], key: str) -> str:
+    tables = _toml_scan(text)
+    entry = _toml_entry(text, tables, path, key)
+    spans = [(t.start, t.end) for t in _toml_subtree(tables, (*path, key))]
+    return _toml_cut(text, spans + ([(entry.start, entry.end)] if entry else []))
+
+
+def _toml_set_scalar(text: str, path: tuple[str, ...], key: str, value: object) -> str:
+    if _toml_subtree(_toml_scan(text), (*path, key)):
+        text = _toml_remove_key(text, path, key)  # it was a sub-table: becomes a plain key
+    tables = _toml_scan(text)
+    entry = _toml_entry(text, tables, path, key)
+    if entry is not None:
+        return _toml_replace_value(text, entry, value)
+    table = _toml_find_table(tables, path)
+    assert table is not None, "callers make sure the table has a header"
+    where = table.entries[-1].end if table.entries else table.body_start
+    return _toml_insert_lines(text, where, f"{_toml_key(key)} = {_toml_value(value)}"
+                              + _toml_newline(text))
+
+
+def _toml_set_dict(text: str, path: tuple[str, ...], key: str, value: dict[str, Any]) -> str:
+    """Make ``path.key`` hold exactly ``value``."""
+    tables = _toml_scan(text)
+    entry = _toml_entry(text, tables, path, key)
+    if entry is not None:  # an inline table (or a string) stays where the user wrote it
+        return _toml_replace_value(text, entry, value)
+    sub = (*path, key)
+    existing = _toml_subtree(tables, sub)
+    if (not any(isinstance(v, dict) for v in value.values())
+            and [(t.path, t.is_array) for t in existing] == [(sub, False)]):
+        for k, v in value.items():  # one flat table: edit it in place, drop the keys not given
+            text = _toml_set_scalar(text, sub, k, v)
+        table = _toml_find_table(_toml_scan(text), sub)
+        assert table is not None
+        return _toml_cut(text, [(e.start, e.end) for e in table.entries if e.key[0] not in value])
+    # New, nested or spread over several tables: write it afresh after the site's last block.
+    text = _toml_remove_key(text, path, key)
+    rendered = _toml_render_table(sub, value, _toml_newline(text))
+    group = _toml_subtree(_toml_scan(text), path)
+    if not group:
+        return _toml_append_table(text, rendered)
+    end = _toml_content_end(text, max(group, key=lambda t: t.start))
+    return _toml_insert_lines(text, end, _toml_newline(text) + rendered, blank_after=True)
+
+
+def _toml_ensure_header(text: str, path: tuple[str, ...]) -> str:
+    """Give a table defined only through its sub-tables a header of its own, above them."""
+    tables = _toml_scan(text)
+    if _toml_find_table(tables, path) is not None:
+        return text
+    header = _toml_header(path) + _toml_newline(text)
+    group = _toml_subtree(tables, path)
+    if not group:
+        return _toml_append_table(text, header)
+    return _toml_insert_lines(text, group[0].start, header, blank_after=True)
+
+
+def _toml_check_sites_layout(text: str, tables: list[_TomlTable], name: str) -> None:
+    """Refuse site layouts that [sites.<name>] tables cannot edit without breaking them."""
+    for entry in tables[0].entries:
+        if entry.key[0] == "sites":
+            raise _toml_error(
+                text, entry.start, "sites defined with a dotted key or inline table at the top "
+                "level cannot be edited in place; write each site as a [sites.<name>] table")
+    for table in tables[1:]:
+        if table.is_array and table.path[:2] in (("sites",), ("sites", name)):
+            raise _toml_error(text, table.header_start,
+                                   "[[sites]] arrays of tables are not sites")
+        for entry in table.entries if table.path == ("sites",) else ():
+            if entry.key[0] == name:
+                raise _toml_error(
+                    text, entry.start, f"site '{name}' is defined by a key inside [sites] and "
+                    f"cannot be edited in place; write it as a {_toml_header(('sites', name))} "
+                    "table")
+
+
+# The three edits.
+
+
+def _toml_set_site(text: str, name: str, values: Mapping[str, Any]) -> str:
+    """Make [sites.<name>] hold ``values`` (None removes a key); its other keys stay as they are."""
+    tables = _toml_scan(text)
+    _toml_check_sites_layout(text, tables, name)
+    path = ("sites", name)
+    if not _toml_subtree(tables, path):
+        kept = {k: v for k, v in values.items() if v is not None}
+        return _toml_append_table(text, _toml_render_table(path, kept, _toml_newline(text)))
+    if any(v is not None and not isinstance(v, dict) for v in values.values()):
+        text = _toml_ensure_header(text, path)
+    for key, value in values.items():
+        if value is None:
+            text = _toml_remove_key(text, path, key)
+        elif isinstance(value, dict):
+            text = _toml_set_dict(text, path, key, value)
+        else:
+            text = _toml_set_scalar(text, path, key, value)
+    # Removing the last sub-table of a site without a header would drop the site itself.
+    return _toml_ensure_header(text, path)
+
+
+def _toml_remove_site(text: str, name: str) -> str:
+    """Remove [sites.<name>], its sub-tables and the comments attached above their headers."""
+    tables = _toml_scan(text)
+    _toml_check_sites_layout(text, tables, name)
+    return _toml_cut(text, [(t.start, t.end) for t in _toml_subtree(tables, ("sites", name))])
+
+
+def _toml_set_default_site(text: str, name: str) -> str:
+    """Set or replace the top-level ``default_site = "..."`` line."""
+    tables = _toml_scan(text)
+    for entry in tables[0].entries:
+        if entry.key[0] == "default_site":
+            if len(entry.key) > 1:
+                raise _toml_error(text, entry.start, "'default_site' must be a plain key")
+            return _toml_replace_value(text, entry, name)
+    line = f"default_site = {_toml_string(name)}{_toml_newline(text)}"
+    if tables[0].entries:  # after the existing top-level keys
+        return _toml_insert_lines(text, tables[0].entries[-1].end, line, blank_after=True)
+    # Before the first table and the comments attached to it.
+    return _toml_insert_lines(text, tables[0].end, line, blank_after=len(tables) > 1)
+
+
+def _toml_masked(text: str) -> str:
+    """``text`` with secret values replaced, for showing a diff (see ``_masked``)."""
+    spans = []
+    for table in _toml_scan(text):
+        for entry in table.entries:
+            path = table.path + entry.key
+            value = text[entry.value_start : entry.value_end]
+            headers = {"extra_headers", "oidc_request_headers"} & set(path)
+            # Inline tables and JSON strings are masked whole when anything in them looks
+            # secret: the diff cannot tell which of their keys a reader would need.
+            compound = value.lstrip("'\"").startswith("{")
+            if (set(_SECRET_FIELDS) & set(path)
+                    or (headers and (_is_secret_header(path[-1]) or compound))
+                    or ("proxy_servers" in path and "@" in value)
+                    or (compound and any(word in value.lower() for word in (
+                        "api_key", "keyring", "auth", "token", "cookie", "secret", "pass")))):
+                spans.append((entry.value_start, entry.value_end))
+    for start, end in reversed(spans):
+        text = f'{text[:start]}"********"{text[end:]}'
+    return text
+
+
+# From a command to new text: the site changes applied to the text and, in step, to the parsed
+# data the text must parse to.
+
+
+def _site_table_values(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated values for a site table, in _FIELDS order: the order the reference writes."""
+    return {
+        field: _normalize_domain(raw[field], "domain") if field == "domain"
+        else _parse_field(field, raw[field], field, from_text=False)
+        for field in _FIELDS if field in raw
+    }
+
+
+def _sites_on_file(path: str, text: str) -> tuple[JSONDict, dict[str, dict[str, Any]], bool]:
+    """(parsed document, its [sites.*] tables, whether the implicit anaconda.com site applies)."""
+    document = _parse_config_toml(path, text)
+    sites = _configured_sites(document, {}, path)
+    return document, sites, not sites and "default_site" not in document
+
+
+def _apply_site_edits(path: str, text: str, document: JSONDict,
+                      edits: list[tuple[str, str, Any]]) -> tuple[str, JSONDict]:
+    """Apply ("set", site, values) / ("remove", site, None) / ("default", site, None) edits.
+
+    Returns the new text and the data it must parse to.
+    """
+    import copy
+
+    expected = copy.deepcopy(document)
+    try:
+        for action, name, values in edits:
+            if action == "set":
+                text = _toml_set_site(text, name, values)
+                site = expected.setdefault("sites", {}).setdefault(name, {})
+                site.update(values)
+                for key in [k for k, v in values.items() if v is None]:
+                    del site[key]
+            elif action == "remove":
+                text = _toml_remove_site(text, name)
+                del expected["sites"][name]
+            else:
+                text = _toml_set_default_site(text, name)
+                expected["default_site"] = name
+    except ValueError as e:  # the editor's: a layout it cannot change in place, named by line
+        raise ConfigError(f"{path} {e}. Nothing was written.") from None
+    return text, expected
+
+
+def _sites_add(path: str, text: str, name: str | None, raw: Mapping[str, Any],
+               make_default: bool, remove_anaconda_com: bool) -> tuple[str, JSONDict]:
+    """``sites add``: a new [sites.<name>] table (name default: the normalised domain)."""
+    values = _site_table_values(raw)
+    name = name or values["domain"]
+    document, sites, implicit = _sites_on_file(path, text)
+    if name in sites or (implicit and name == DEFAULT_DOMAIN):
+        raise AnacondaAuthError(
+            f"A site with name {name} already exists, use the modify subcommand to alter it")
+    edits: list[tuple[str, str, Any]] = []
+    remaining = dict.fromkeys(sites)
+    if remove_anaconda_com and DEFAULT_DOMAIN in sites:
+        edits.append(("remove", DEFAULT_DOMAIN, None))
+        del remaining[DEFAULT_DOMAIN]
+    elif implicit and not remove_anaconda_com:
+        # Keeping the implicit site means writing it down, as the reference does (it stops
+        # applying once another site exists), and it stays the default.
+        edits.append(("set", DEFAULT_DOMAIN, {}))
+        if not make_default:
+            edits.append(("default", DEFAULT_DOMAIN, None))
+        remaining[DEFAULT_DOMAIN] = None
+    defaults = {field: _FIELDS[field][1] for field in values}
+    edits.append(("set", name, {k: v for k, v in values.items() if v != defaults[k]}))
+    if make_default or not remaining:
+        edits.append(("default", name, None))
+    return _apply_site_edits(path, text, document, edits)
+
+
+def _sites_modify(path: str, text: str, wanted: str, raw: Mapping[str, Any],
+                  make_default: bool) -> tuple[str, JSONDict]:
+    """``sites modify``: change the given values of the site named (or with domain) ``wanted``."""
+    values = _site_table_values(raw)
+    document, sites, implicit = _sites_on_file(path, text)
+    name = _lookup_site(sites, wanted, path)
+    if name is None and wanted != DEFAULT_DOMAIN:  # anaconda.com always exists, implicitly
+        raise UnknownSiteName(f"The site or domain {wanted} has not been configured in {path}")
+    name = name or DEFAULT_DOMAIN
+    table = sites.get(name, {})
+    if "domain" in table and _normalize_domain(table["domain"], "domain") == values.get("domain"):
+        del values["domain"]  # given only to find the site, or the same domain spelt differently
+    # Keys not on file are written only when they differ from the default; keys on file are
+    # set even to the default, so [plugin.auth] cannot take over.
+    changed = {k: v for k, v in values.items()
+               if (table[k] != v if k in table else v != _FIELDS[k][1])}
+    edits: list[tuple[str, str, Any]] = [("set", name, changed)] if changed else []
+    if (make_default and document.get("default_site") != name) or (implicit and edits):
+        edits.append(("default", name, None))
+    return _apply_site_edits(path, text, document, edits)
+
+
+def _sites_remove(path: str, text: str, wanted: str) -> tuple[str, JSONDict]:
+    """``sites remove``: drop a site; a default that pointed at it moves to the first one left."""
+    document, sites, implicit = _sites_on_file(path, text)
+    name = _lookup_site({DEFAULT_DOMAIN: {"domain": DEFAULT_DOMAIN}} if implicit else sites,
+                        wanted, path)
+    if name is not None and (implicit or len(sites) == 1):
+        raise AnacondaAuthError(f"{wanted} is the only configured site and cannot be removed")
+    if name is None:
+        raise UnknownSiteName(f"The site or domain {wanted} has not been configured in {path}")
+    edits: list[tuple[str, str, Any]] = [("remove", name, None)]
+    default = document.get("default_site")
+    try:
+        was_default = isinstance(default, str) and _lookup_site(sites, default, path) == name
+    except ConfigError:  # an ambiguous default_site does not name this site
+        was_default = False
+    if was_default:
+        edits.append(("default", next(n for n in sites if n != name), None))
+    return _apply_site_edits(path, text, document, edits)
+
+
+# -- Verify and write -----------------------------------------------------------------------------
+
+
+def _toml_check_edit(path: str, new_text: str, expected: Mapping[str, Any]) -> None:
+    """Raise unless ``new_text`` parses to exactly ``expected``: an editor bug never reaches disk."""
+    toml = _import_toml(path)
+    try:
+        parsed = toml.loads(new_text)
+    except toml.TOMLDecodeError as e:
+        problem = f"does not parse ({e})"
+    else:
+        if parsed == expected:
+            return
+        problem = f"does not hold the intended data (differs at {_toml_differences(parsed, expected)})"
+    raise AnacondaAuthError(f"The edited {path} {problem}. Nothing was written; please report "
+                            "this with the file's layout.")
+
+
+def _toml_differences(got: Any, want: Any, prefix: str = "") -> str:
+    """Dotted paths where two parsed documents differ, for the error message."""
+    if not (isinstance(got, dict) and isinstance(want, dict)):
+        return "" if got == want else prefix or "<top level>"
+    keys = list(want) + [k for k in got if k not in want]
+    paths = (_toml_differences(got.get(k), want.get(k), f"{prefix}.{k}" if prefix else k)
+             if k in got and k in want else f"{prefix}.{k}" if prefix else k for k in keys)
+    return ", ".join(p for p in paths if p)
+
+
+def _write_config_toml(
+    path: str, edit: Callable[[str], tuple[str, JSONDict]], shown: str | None = None
+) -> tuple[str, str, str | None]:
+    """Read config.toml, edit it, check, back up and replace it, all under the file's lock.
+
+    ``edit`` maps the old text to (new text, the data it must parse to); it runs under the
+    lock so concurrent edits all land. ``shown``: the text a confirmed diff was made from; if
+    the file changed since, nothing is written. Returns (old text, new text, backup path).
+    The file is written through a symlink to its target; backups go next to ``path``.
+    """
+    from datetime import datetime
+
+    try:
+        with _FileLock(path):
+            old = _read_config_text(path)
+            if shown is not None and (old or "") != shown:
+                raise AnacondaAuthError(f"{path} changed while waiting for confirmation. Nothing "
+                                        "was written; run the command again.")
+            new, expected = edit(old or "")
+            if new == (old or ""):
+                return new, new, None
+            if old is not None and not (os.access(path, os.W_OK)
+                                        and os.stat(path).st_mode & 0o222):
+                raise AnacondaAuthError(f"{path} is read-only. Nothing was written; make it "
+                                        f"writable (chmod u+w {path}) to edit it.")
+            _toml_check_edit(path, new, expected)
+            backup = None
+            if old is not None:
+                directory = os.path.dirname(path)
+                stamp = datetime.now().strftime("%Y%m%d_%H%M%S_%f")
+                backup = os.path.join(directory, f"config.backup.{stamp}.toml")
+                _write_file_atomically(backup, old.encode("utf-8"))
+                _prune_config_backups(directory)
+            _write_file_atomically(path, new.encode("utf-8"))
+            return old or "", new, backup
+    except OSError as e:
+        raise AnacondaAuthError(f"Cannot write {path}: {e.strerror or e}"
+                                f"{f' ({e.filename})' if e.filename else ''}. "
+                                "Nothing was changed.") from None
+
+
+def _prune_config_backups(directory: str) -> None:
+    """Keep the 5 newest config.backup.*.toml files, as the reference does."""
+    try:
+        names = [os.path.join(directory, n) for n in os.listdir(directory)
+                 if n.startswith("config.backup.") and n.endswith(".toml")]
+        for old in sorted(names, key=os.path.getmtime, reverse=True)[5:]:
+            os.unlink(old)
+    except OSError:
+        pass  # the new backup exists; an old one left over is harmless
 
 # =================================================================================================
 # Command line
@@ -4298,19 +4341,30 @@ def _add_write_arguments(parser: Any) -> None:
 def _build_parser() -> Any:
     import argparse
 
-    parser = argparse.ArgumentParser(
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str) -> NoReturn:  # one line, not the whole usage text
+            self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+    parser = Parser(
         prog=CLI_NAME, description="Log in to Anaconda and manage the API key.",
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad usage or configuration, "
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="--at SITE may also follow the command (login --at SITE).\n"
+               "The reference's spellings work too: auth COMMAND (or cloud COMMAND) for login,\n"
+               "logout, whoami, api-key and status; token for api-key.\n"
+               "Exit codes: 0 ok, 1 failure, 2 bad usage or configuration,\n"
                "3 login required or key expired, 130 interrupted.",
     )
-    parser.add_argument("--at", metavar="SITE", help="site name or domain (default: default site)")
+    parser.add_argument("--at", metavar="SITE", action="append",
+                        help="site name or domain (default: default site)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks")
     parser.add_argument("--version", "-V", action="version", version=f"anaconda_auth {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    def command(name: str, handler: Callable[[Any], int], help: str) -> Any:
+    def command(name: str, handler: Callable[[Any], int], help: str, at: bool = True) -> Any:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
+        if at:
+            _add_at_argument(sub)
         return sub
 
     login_parser = command("login", _cmd_login, "log in and store an API key")
@@ -4328,14 +4382,16 @@ def _build_parser() -> Any:
     verify.add_argument("--no-ssl-verify", dest="ssl_verify", action="store_false",
                         help="do not verify TLS certificates")
     command("logout", _cmd_logout, "delete the stored API key")
-    command("api-key", _cmd_api_key, "print the API key (the only command that shows it)")
+    command("api-key", _cmd_api_key,
+            "print the API key (the only command that shows it; alias: token)")
     who = command("whoami", _cmd_whoami, "show the account the API key belongs to")
     who.add_argument("--json", action="store_true", help="print the account as JSON")
     status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
     status.add_argument("--json", action="store_true", help="print JSON")
     config = command("config", _cmd_config, "show resolved settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON")
-    sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites")
+    sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites",
+                    at=False)
     site_commands = sites.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
     site_commands.add_parser("list", help="list the configured sites").set_defaults(
         handler=_cmd_sites_list)
@@ -4344,6 +4400,7 @@ def _build_parser() -> Any:
     show.add_argument("site", nargs="?", help="site name or domain (default: default site)")
     show.add_argument("--all", action="store_true", help="every site's raw table")
     show.add_argument("--show-hidden", action="store_true", help="include rarely used fields")
+    _add_at_argument(show)
     for verb, handler, text in (("add", _cmd_sites_add, "add a site to config.toml"),
                                 ("modify", _cmd_sites_modify, "change a site in config.toml")):
         edit = site_commands.add_parser(verb, help=text, description=text)
@@ -4357,6 +4414,60 @@ def _build_parser() -> Any:
     return parser
 
 
+def _add_at_argument(parser: Any) -> None:
+    """``COMMAND --at SITE``, as the reference's commands take it; merged by _settle_at."""
+    import argparse
+
+    parser.add_argument("--at", dest="at_after", metavar="SITE", action="append",
+                        default=argparse.SUPPRESS, help="the site, as --at before the command")
+
+
+def _settle_at(parser: Any, args: Any) -> None:
+    """One site from every --at (before and after the command) and ``sites show SITE``."""
+    given = [*(args.at or ()), *getattr(args, "at_after", ())]
+    if getattr(args, "site", None) is not None and getattr(args, "sites_command", None) == "show":
+        given.append(args.site)
+    if any(not value.strip() for value in given):
+        parser.error("--at needs a site name or domain, not an empty string")
+    different = list(dict.fromkeys(given))
+    if len(different) > 1:
+        parser.error(f"the site is given twice, as {different[0]!r} and {different[1]!r}; "
+                     "give it once")
+    args.at = different[0] if different else None
+
+
+# The reference's spellings, made canonical before parsing so that --help lists each command
+# once: the ``auth`` group (``cloud`` is its old, hidden name) and ``token`` (gh's and uv's name).
+_COMMAND_GROUPS = ("auth", "cloud")
+_GROUP_COMMANDS = ("login", "logout", "whoami", "api-key", "status")
+_COMMAND_ALIASES = {"token": "api-key"}
+_ROOT_OPTIONS_WITH_VALUE = ("--at",)  # the word after them is not a command
+
+
+def _canonical_argv(argv: list[str]) -> tuple[list[str], str | None]:
+    """(argv with a group word dropped and aliases replaced, a usage error or None)."""
+    argv = list(argv)
+    group = None
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            break
+        if word.startswith("-"):
+            i += 2 if word in _ROOT_OPTIONS_WITH_VALUE else 1
+            continue
+        if group is None and word in _COMMAND_GROUPS:
+            group = word
+            del argv[i]
+            continue
+        argv[i] = _COMMAND_ALIASES.get(word, word)
+        if group and argv[i] not in _GROUP_COMMANDS:
+            return argv, (f"{group} has no command {word!r}; it has "
+                          f"{', '.join(_GROUP_COMMANDS)} (and token, for api-key)")
+        break
+    return argv, None
+
+
 def _usage(parser: Any) -> int:
     parser.print_help(sys.stderr)
     return 2
@@ -4368,27 +4479,43 @@ def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> Non
 
 
 def _parse_api_key_command(argv: list[str]) -> Any:
-    """``[--at SITE] api-key`` without argparse, whose import and parser cost more than the
-    rest of the command: api-key is what scripts call in a loop."""
-    at = None
-    if argv[:1] == ["--at"] and len(argv) == 3:
-        at, argv = argv[1], argv[2:]
-    elif argv[:1] and argv[0].startswith("--at=") and len(argv) == 2:
-        at, argv = argv[0][len("--at="):], argv[1:]
-    if argv != ["api-key"] or (at is not None and (not at or at.startswith("-"))):
+    """``api-key`` with ``--at SITE`` before or after it (canonical argv), without argparse,
+    whose import and parser cost more than the rest of the command: api-key is what scripts
+    call in a loop. Anything else (or a doubtful --at) is left to argparse: None."""
+    sites = []
+    command = False
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--at" and i + 1 < len(argv):
+            sites.append(argv[i + 1])
+            i += 2
+            continue
+        if word.startswith("--at="):
+            sites.append(word[len("--at="):])
+        elif word == "api-key" and not command:
+            command = True
+        else:
+            return None
+        i += 1
+    if not command or len(set(sites)) > 1 or any(not s.strip() or s.startswith("-") for s in sites):
         return None
     import types
 
-    return types.SimpleNamespace(at=at, verbose=False, handler=_cmd_api_key)
+    return types.SimpleNamespace(at=sites[0] if sites else None, verbose=False,
+                                 handler=_cmd_api_key)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    argv = sys.argv[1:] if argv is None else argv
-    args = _parse_api_key_command(argv)
+    argv, problem = _canonical_argv(sys.argv[1:] if argv is None else argv)
+    args = None if problem else _parse_api_key_command(argv)
     if args is None:
         parser = _build_parser()
+        if problem:
+            parser.error(problem)
         args = parser.parse_args(argv)
+        _settle_at(parser, args)
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0

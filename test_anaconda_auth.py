@@ -1660,6 +1660,196 @@ def test_logout_warns_when_a_configured_key_still_applies(sandbox):
     assert sandbox.stored_entries() == {}
 
 
+# -- What names a site: a Config, a site name, a configured domain, or None ----------------------
+# The reference's login(site=...), logout(site=...): the same calls work here (issue 9).
+
+
+@pytest.fixture
+def process_sandbox(sandbox, monkeypatch):
+    """The sandbox as this process's own HOME and working directory, for functions given a site
+    name (which resolve the configuration of the process)."""
+    monkeypatch.setenv("HOME", str(sandbox.home))
+    monkeypatch.setenv("ANACONDA_SECRETS_DIR", str(sandbox.secrets))
+    monkeypatch.chdir(sandbox.cwd)
+    sandbox.write_config(TWO_SITES)
+    sandbox.store("alpha.example", "alpha-key")
+    sandbox.store("beta.example:8443", "beta-key")
+    return sandbox
+
+
+SITE_SPELLINGS = {
+    "config": lambda sb: sb.resolve("beta"),
+    "name": lambda sb: "beta",
+    "domain": lambda sb: "beta.example:8443",
+}
+
+
+@pytest.mark.parametrize("keyword", [False, True], ids=["positional", "site="])
+@pytest.mark.parametrize("spelling", SITE_SPELLINGS.values(), ids=list(SITE_SPELLINGS))
+def test_get_api_key_is_logged_in_and_logout_take_any_spelling_of_a_site(process_sandbox, spelling,
+                                                                         keyword):
+    site = spelling(process_sandbox)
+
+    def call(function: Callable[..., Any]) -> Any:
+        return function(site=site) if keyword else function(site)
+
+    assert call(aa.get_api_key) == "beta-key"
+    assert call(aa.is_logged_in) is True
+    assert call(aa.logout) is True
+    assert set(process_sandbox.stored_entries()) == {"alpha.example"}
+    assert call(aa.is_logged_in) is False
+
+
+@pytest.mark.parametrize("spelling", SITE_SPELLINGS.values(), ids=list(SITE_SPELLINGS))
+def test_login_with_a_key_stores_it_under_the_site_however_it_is_named(process_sandbox, spelling):
+    key = key_expiring_in(3600)
+    assert aa.login(spelling(process_sandbox), api_key=key) == key
+    assert aa.login(site=spelling(process_sandbox), api_key=key) == key
+    assert process_sandbox.stored_entries()["beta.example:8443"]["api_key"] == key
+    assert process_sandbox.stored_entries()["alpha.example"]["api_key"] == "alpha-key"
+
+
+def test_none_means_the_default_site(process_sandbox):
+    assert aa.get_api_key() == aa.get_api_key(None) == aa.get_api_key(site=None) == "alpha-key"
+    assert aa.is_logged_in() is True
+
+
+PUBLIC_SITE_FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "get_api_key": aa.get_api_key,
+    "is_logged_in": aa.is_logged_in,
+    "logout": aa.logout,
+    "login": lambda *a, **kw: aa.login(*a, api_key="some-key", **kw),
+    "whoami": aa.whoami,
+    "request": lambda *a, **kw: aa.request("GET", "/api/account", *a, **kw),
+}
+
+
+def _call_with_site(name: str, value: Any, keyword: bool) -> Any:
+    function = PUBLIC_SITE_FUNCTIONS[name]
+    if name == "request":  # its config is keyword-only, as before
+        return function(**{"site" if keyword else "config": value})
+    return function(site=value) if keyword else function(value)
+
+
+@pytest.mark.parametrize("keyword", [False, True], ids=["config", "site="])
+@pytest.mark.parametrize("value", [1, b"beta", ["beta"], True], ids=["int", "bytes", "list", "bool"])
+@pytest.mark.parametrize("name", list(PUBLIC_SITE_FUNCTIONS))
+def test_anything_but_a_config_a_string_or_none_is_a_type_error_naming_the_accepted_types(
+        process_sandbox, name, value, keyword):
+    before = process_sandbox.keyring_bytes()
+    with pytest.raises(TypeError) as info:
+        _call_with_site(name, value, keyword)
+    message = str(info.value)
+    assert message.startswith(f"{name}(): ")
+    assert "Config" in message and "site name" in message and "None" in message
+    assert type(value).__name__ in message
+    assert process_sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("name", list(PUBLIC_SITE_FUNCTIONS))
+def test_an_unknown_or_empty_site_is_unknown_site_name_and_nothing_changes(process_sandbox, name):
+    before = process_sandbox.keyring_bytes()
+    for value in ("nope", "nope.example", "", "  "):
+        with pytest.raises(aa.UnknownSiteName):
+            _call_with_site(name, value, keyword=value == "nope")
+    assert process_sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("name", list(PUBLIC_SITE_FUNCTIONS))
+def test_a_domain_two_sites_share_is_a_config_error_naming_both(process_sandbox, name):
+    process_sandbox.write_config(TWO_SITES + '\n[sites.gamma]\ndomain = "beta.example:8443"\n')
+    before = process_sandbox.keyring_bytes()
+    with pytest.raises(aa.ConfigError) as info:
+        _call_with_site(name, "beta.example:8443", keyword=False)
+    assert "beta" in str(info.value) and "gamma" in str(info.value)
+    assert process_sandbox.keyring_bytes() == before
+
+
+def test_config_and_site_together_is_an_error(process_sandbox):
+    with pytest.raises(ValueError, match="not both"):
+        aa.get_api_key("alpha", site="beta")
+    with pytest.raises(ValueError, match="not both"):
+        aa.logout(process_sandbox.resolve("alpha"), site="alpha")
+    assert set(process_sandbox.stored_entries()) == {"alpha.example", "beta.example:8443"}
+
+
+# -- login(): the reference's keywords --------------------------------------------------------------
+
+
+def test_login_basic_is_refused_citing_rfc_9700_and_nothing_happens(process_sandbox):
+    before = process_sandbox.keyring_bytes()
+    for kwargs in ({}, {"force": True}, {"api_key": "k"}):
+        with pytest.raises(aa.ConfigError) as info:
+            aa.login("beta", basic=True, **kwargs)
+        assert "RFC 9700" in str(info.value) and "password" in str(info.value)
+    assert process_sandbox.keyring_bytes() == before
+
+
+def test_login_use_device_flow_that_contradicts_flow_is_an_error(process_sandbox):
+    with pytest.raises(aa.ConfigError, match="disagree"):
+        aa.login("beta", force=True, flow="browser", use_device_flow=True)
+    with pytest.raises(aa.ConfigError, match="disagree"):
+        aa.login("beta", force=True, flow="device", use_device_flow=False)
+
+
+def test_login_ssl_verify_is_validated_like_any_setting(process_sandbox):
+    with pytest.raises(aa.ConfigError, match="ssl_verify"):
+        aa.login("beta", api_key="k", ssl_verify=str(process_sandbox.root / "missing-ca.pem"))
+    assert process_sandbox.stored_entries()["beta.example:8443"]["api_key"] == "beta-key"
+
+
+def test_login_without_force_returns_the_valid_stored_key_whatever_the_flow_keywords(process_sandbox):
+    key = key_expiring_in(3600)
+    process_sandbox.store("beta.example:8443", key)
+    assert aa.login("beta", use_device_flow=False, ssl_verify=False) == key
+    assert aa.login(site="beta", use_device_flow=True) == key
+
+
+# -- is_logged_in(): offline ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key,expected", [
+    (key_expiring_in(3600), True),
+    (key_expiring_in(-3600), False),
+    ("opaque-key-of-unknown-expiry", True),
+], ids=["valid", "expired", "unknown-expiry"])
+def test_is_logged_in_is_true_only_for_a_key_that_has_not_expired(sandbox, key, expected):
+    sandbox.store("anaconda.com", key)
+    assert aa.is_logged_in(sandbox.resolve()) is expected
+    configured = sandbox.resolve(env={"ANACONDA_AUTH_API_KEY": key})
+    sandbox.keyring_file.unlink()
+    assert aa.is_logged_in(configured) is expected
+
+
+def test_is_logged_in_without_a_key_is_false_and_creates_nothing(sandbox):
+    assert aa.is_logged_in(sandbox.resolve()) is False
+    assert not sandbox.anaconda_dir.exists()
+
+
+def test_is_logged_in_never_touches_the_network(sandbox):
+    # A subprocess in which every socket fails: the answer still comes (and urllib3 is not even
+    # imported).
+    sandbox.store("anaconda.com", key_expiring_in(3600))
+    code = (
+        "import socket, sys\n"
+        "def refuse(*a, **k): raise AssertionError('network used')\n"
+        "socket.socket.connect = refuse; socket.create_connection = refuse\n"
+        "socket.getaddrinfo = refuse\n"
+        "import anaconda_auth as aa\n"
+        "print(aa.is_logged_in(), aa.is_logged_in('anaconda.com'), 'urllib3' in sys.modules)\n"
+    )
+    result = sandbox.python(code)
+    assert_ok(result)
+    assert result.stdout.split() == ["True", "True", "False"]
+
+
+def test_is_logged_in_reports_a_damaged_store_instead_of_guessing(sandbox):
+    sandbox.write_keyring(b"{not json")
+    with pytest.raises(aa.StorageError):
+        aa.is_logged_in(sandbox.resolve())
+    assert sandbox.keyring_bytes() == b"{not json"
+
+
 # =================================================================================================
 # Command line
 # =================================================================================================
@@ -1742,6 +1932,195 @@ def test_api_key_with_extra_arguments_is_a_usage_error(sandbox):
         result = sandbox.cli(*args)
         assert_ok(result, 2)
         assert "some-key" not in result.stdout
+
+
+# -- --at before or after the command; the reference's auth/cloud groups and token ---------------
+# Each command that acts on a site, with what it shows for the site "beta" of TWO_SITES (whose
+# key is stored) and no network: the output must name beta's key or domain, never alpha's.
+SITE_COMMANDS: dict[str, tuple[list[str], str | None, int]] = {
+    # name: (argv without --at, stdin, exit code)
+    "login": (["login", "--with-token"], "new-beta-key\n", 0),
+    "logout": (["logout"], None, 0),
+    "api-key": (["api-key"], None, 0),
+    "status": (["status", "--json"], None, 0),
+    "config": (["config", "--json"], None, 0),
+    "sites show": (["sites", "show"], None, 0),
+    "whoami": (["whoami"], None, 3),  # beta's key is removed first: login required, offline
+}
+
+
+def _prepare_site_command(sandbox: Sandbox, name: str) -> bytes:
+    """TWO_SITES with alpha's and (but for whoami) beta's keys stored; the store's bytes."""
+    sandbox.write_config(TWO_SITES)
+    sandbox.write_keyring({})
+    sandbox.store("alpha.example", "alpha-key")
+    if name != "whoami":
+        sandbox.store("beta.example:8443", "beta-key")
+    return sandbox.keyring_bytes() or b""
+
+
+def _run_site_command(sandbox: Sandbox, name: str, at: list[str]) -> tuple[Any, dict]:
+    """Run the command with the --at words placed as ``at`` says ("<" = the command)."""
+    argv, stdin, _ = SITE_COMMANDS[name]
+    cut = at.index("<") if "<" in at else -1
+    before, after = at[:cut] if cut >= 0 else [], at[cut + 1:]
+    result = sandbox.cli(*before, *argv, *after, stdin=stdin)
+    return result, sandbox.stored_entries()
+
+
+def _assert_acted_on_beta(name: str, result: Any, stored: dict) -> None:
+    assert_ok(result, SITE_COMMANDS[name][2])
+    out = result.stdout + result.stderr
+    assert "alpha" not in out.replace("alpha-key", ""), out  # alpha's key never shown either
+    if name == "login":
+        assert stored["beta.example:8443"]["api_key"] == "new-beta-key"
+    elif name == "logout":
+        assert set(stored) == {"alpha.example"}
+    elif name == "api-key":
+        assert result.stdout == "beta-key\n"
+    elif name in ("status", "sites show"):
+        assert json.loads(result.stdout)["site"] == "beta"
+    elif name == "config":
+        assert json.loads(result.stdout)["values"]["site"]["value"] == "beta"
+    else:
+        assert "beta.example:8443" in result.stderr and "TokenNotFoundError" in result.stderr
+    if name not in ("login", "logout"):
+        assert stored["alpha.example"]["api_key"] == "alpha-key"
+
+
+@pytest.mark.parametrize("placement", [
+    ["--at", "beta", "<"], ["<", "--at", "beta"], ["<", "--at=beta"], ["--at=beta", "<"],
+    ["--at", "beta", "<", "--at", "beta.example:8443"],  # the same site twice is fine
+], ids=["before", "after", "after=", "before=", "both-same-site"])
+@pytest.mark.parametrize("name", list(SITE_COMMANDS))
+def test_at_before_or_after_the_command_selects_the_site(sandbox, name, placement):
+    _prepare_site_command(sandbox, name)
+    result, stored = _run_site_command(sandbox, name, placement)
+    if placement[-1] == "beta.example:8443":  # a name and a domain are different words
+        assert_ok(result, 2)
+        return
+    _assert_acted_on_beta(name, result, stored)
+
+
+@pytest.mark.parametrize("placement", [
+    ["--at", "alpha", "<", "--at", "beta"], ["<", "--at", "alpha", "--at", "beta"],
+    ["--at", "alpha", "--at", "beta", "<"],
+], ids=["before-and-after", "after-twice", "before-twice"])
+@pytest.mark.parametrize("name", list(SITE_COMMANDS))
+def test_at_twice_with_different_sites_is_a_usage_error_naming_both(sandbox, name, placement):
+    before = _prepare_site_command(sandbox, name)
+    result, _ = _run_site_command(sandbox, name, placement)
+    assert_ok(result, 2)
+    assert "'alpha'" in result.stderr and "'beta'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stdout == ""
+    assert sandbox.keyring_bytes() == before
+
+
+def test_sites_show_with_a_site_and_a_different_at_is_a_usage_error(sandbox):
+    sandbox.write_config(TWO_SITES)
+    result = sandbox.cli("sites", "show", "alpha", "--at", "beta")
+    assert_ok(result, 2)
+    assert "'alpha'" in result.stderr and "'beta'" in result.stderr
+    assert json.loads(sandbox.cli("sites", "show", "beta", "--at", "beta").stdout)["site"] == "beta"
+
+
+@pytest.mark.parametrize("at", [["--at", ""], ["--at="], ["--at", "  "]], ids=["empty", "empty=", "blank"])
+@pytest.mark.parametrize("name", list(SITE_COMMANDS))
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_an_empty_at_is_a_one_line_usage_error_and_nothing_changes(sandbox, name, at, where):
+    placement = [*at, "<"] if where == "before" else ["<", *at]
+    before = _prepare_site_command(sandbox, name)
+    result, _ = _run_site_command(sandbox, name, placement)
+    assert_ok(result, 2)
+    assert "--at" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert sandbox.keyring_bytes() == before
+    assert_no_traceback(result)
+
+
+@pytest.mark.parametrize("args", [
+    ("login", "--bogus"), ("--bogus", "login"), ("api-key", "--bogus"), ("--bogus", "api-key"),
+    ("logout", "--force"), ("auth", "logout", "--bogus"), ("token", "extra"),
+])
+def test_unknown_flags_are_one_line_usage_errors_and_nothing_changes(sandbox, args):
+    before = sandbox.store("anaconda.com", "the-key")
+    result = sandbox.cli(*args, stdin="another-key\n")
+    assert_ok(result, 2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0] and "--help" in lines[0], result.stderr
+    assert result.stdout == "" and sandbox.keyring_bytes() == before
+
+
+def test_a_domain_two_sites_share_is_a_one_line_error_exit_2_and_nothing_changes(sandbox):
+    sandbox.write_config(TWO_SITES + '\n[sites.gamma]\ndomain = "beta.example:8443"\n')
+    before = sandbox.store("beta.example:8443", "beta-key")
+    for args in (["logout", "--at", "beta.example:8443"], ["--at", "beta.example:8443", "api-key"],
+                 ["auth", "login", "--with-token", "--at", "beta.example:8443"]):
+        result = sandbox.cli(*args, stdin="new-key\n")
+        assert_ok(result, 2)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and "beta" in lines[0] and "gamma" in lines[0], result.stderr
+        assert result.stdout == "" and sandbox.keyring_bytes() == before
+
+
+@pytest.mark.parametrize("group", ["auth", "cloud"])
+@pytest.mark.parametrize("name", ["login", "logout", "api-key", "status", "whoami"])
+def test_auth_and_cloud_groups_do_what_the_plain_command_does(sandbox, group, name):
+    _prepare_site_command(sandbox, name)
+    plain, plain_stored = _run_site_command(sandbox, name, ["<", "--at", "beta"])
+    argv, stdin, _ = SITE_COMMANDS[name]
+    for words in ([group, *argv, "--at", "beta"], ["--at", "beta", group, *argv],
+                  [group, "--at", "beta", *argv]):
+        _prepare_site_command(sandbox, name)
+        grouped = sandbox.cli(*words, stdin=stdin)
+        assert (grouped.returncode, grouped.stdout, grouped.stderr) == (
+            plain.returncode, plain.stdout, plain.stderr), words
+        assert sandbox.stored_entries() == plain_stored
+    _assert_acted_on_beta(name, plain, plain_stored)
+
+
+@pytest.mark.parametrize("words", [["token"], ["auth", "token"], ["--at", "beta", "token"],
+                                   ["token", "--at", "beta"], ["cloud", "token", "--at=beta"]])
+def test_token_is_api_key(sandbox, words):
+    sandbox.write_config(TWO_SITES)
+    sandbox.store("alpha.example", "alpha-key")
+    sandbox.store("beta.example:8443", "beta-key")
+    result = sandbox.cli(*words)
+    assert_ok(result)
+    assert result.stdout == ("beta-key\n" if "beta" in " ".join(words) else "alpha-key\n")
+    assert result.stderr == ""
+
+
+def test_a_group_without_a_command_prints_the_help(sandbox):
+    for group in ("auth", "cloud"):
+        result = sandbox.cli(group)
+        assert_ok(result)
+        assert "login" in result.stdout
+
+
+def test_a_group_with_a_command_it_does_not_have_is_a_one_line_usage_error(sandbox):
+    result = sandbox.cli("auth", "sites", "list")
+    assert_ok(result, 2)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "'sites'" in lines[0] and "login" in lines[0]
+
+
+def test_help_lists_each_command_once_and_mentions_the_aliases(sandbox):
+    result = sandbox.cli("--help")
+    assert_ok(result)
+    # "options:" is "optional arguments:" before Python 3.10.
+    text = result.stdout.replace("optional arguments:", "options:")
+    commands_block = text.split("positional arguments:")[1].split("options:")[0]
+    listed = [line.split()[0] for line in commands_block.splitlines()
+              if line.startswith("    ") and not line.startswith("     ")]
+    assert listed == ["login", "logout", "api-key", "whoami", "status", "config", "sites"]
+    epilog = text.split("options:")[1]
+    for mention in ("auth COMMAND", "cloud COMMAND", "token", "--at SITE may also follow"):
+        assert mention in epilog, mention
+    assert "token" in result.stdout.split("api-key", 1)[1].split("whoami")[0]  # next to api-key
+    for command in ("login", "logout", "whoami", "api-key", "status", "config"):
+        assert "--at SITE" in sandbox.cli(command, "--help").stdout, command
+    assert "--at SITE" in sandbox.cli("sites", "show", "--help").stdout
 
 
 def test_at_an_unknown_site_exits_2(sandbox):
