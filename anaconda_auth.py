@@ -2991,6 +2991,9 @@ def _check_authorization_response(
     to ``result``), else why it was ignored."""
     import secrets
 
+    repeated = [name for name in ("state", "code", "error", "iss") if len(query.get(name, ())) > 1]
+    if repeated:  # RFC 6749 §3.1: a response parameter must not appear more than once
+        return f"it repeats the parameter {repeated[0]}"
     received_state = (query.get("state") or [""])[0]
     if not secrets.compare_digest(received_state.encode(), state.encode()):
         return "its state does not match the login in progress"
@@ -3026,12 +3029,21 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
     host, port, path = _loopback_address(config.redirect_uri)
     bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
 
+    own_hosts: set[str] = set()  # the Host headers of our own address, filled once bound
+
     class Handler(http.server.BaseHTTPRequestHandler):
         timeout = 10  # seconds a connection may stay silent
 
         def do_GET(self) -> None:
             from urllib.parse import parse_qs, urlsplit
 
+            hosts = self.headers.get_all("Host") or []
+            if len(hosts) != 1 or hosts[0].lower() not in own_hosts:
+                # DNS rebinding: a page on another name that resolves to 127.0.0.1 must not
+                # reach the listener through the browser.
+                self._page(400, "Wrong address",
+                           "This is the login listener of anaconda_auth; use its own address.")
+                return
             parts = urlsplit(self.path)
             if parts.path != path:
                 self._page(404, "Not found", "This is the login listener of anaconda_auth.")
@@ -3063,6 +3075,11 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
             self.end_headers()
             self.wfile.write(body)
 
+        def send_error(self, code: int, message: str | None = None,
+                       explain: str | None = None) -> None:
+            # The stdlib's error pages quote the request line, which may hold the code.
+            super().send_error(code)
+
         def log_message(self, format: str, *args: Any) -> None:
             pass  # the query holds the code: never log it
 
@@ -3071,6 +3088,7 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
         # preconnect) must not block the redirect, the timeout or Ctrl-C.
         daemon_threads = True
         block_on_close = False
+        request_queue_size = socket.SOMAXCONN  # socketserver's 5 drops bursts (SYN retries)
         address_family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
         allow_reuse_address = sys.platform != "win32"  # Windows would let others share it
 
@@ -3084,6 +3102,10 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
         ) from None
     actual_port = server.server_address[1]
     netloc = f"[{bind_host}]" if ":" in bind_host else host
+    for name in {netloc, f"[{bind_host}]" if ":" in bind_host else bind_host}:
+        own_hosts.add(f"{name}:{actual_port}")
+        if actual_port == 80:
+            own_hosts.add(name)  # browsers leave the default port out of Host
     threading.Thread(target=server.serve_forever, daemon=True, name="anaconda_auth-login").start()
     return server, f"http://{netloc}:{actual_port}{path}"
 

@@ -1,0 +1,1 @@
+"""The adversarial tier: generated, differential and fault-injection tests (see conftest.py)."""

@@ -1,0 +1,228 @@
+"""Shared helpers of the adversarial tier: the per-part counters, sandboxed HOMEs, CLI runs, a
+raw loopback HTTP client and a recording proxy.
+
+Nothing here fakes the module's parts: CLI runs are real processes with this repository on
+PYTHONPATH, sockets are real loopback sockets, the proxy really forwards (CONNECT tunnels to
+loopback only) and records every byte it is sent, so a test can look for a key in them.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+KEYRING_SERVICE = "Anaconda Cloud"
+CLI_TIMEOUT = 60.0
+
+TRIED: collections.Counter[str] = collections.Counter()
+FAILED: collections.Counter[str] = collections.Counter()
+
+
+def part_of(nodeid: str) -> str:
+    """``tests/adversarial/test_listener.py::test_x`` -> ``listener``."""
+    module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+    return module[len("test_"):-len(".py")] if module.startswith("test_") else module
+
+
+def tried(part: str, n: int = 1) -> None:
+    """Count ``n`` cases tried in ``part`` (shown at the end of the run)."""
+    TRIED[part] += n
+
+
+def budget(n: int) -> int:
+    """A test's example budget, times ANACONDA_AUTH_ADVERSARIAL_SCALE (default 1)."""
+    return n * max(1, int(os.environ.get("ANACONDA_AUTH_ADVERSARIAL_SCALE", "1") or "1"))
+
+
+# ------------------------------------------------------------------------------------------
+# Sandboxed HOME and the CLI
+# ------------------------------------------------------------------------------------------
+
+
+def clean_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI run: nothing of this machine's configuration, HOME = ``home``."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "PYTHONPATH": str(ROOT),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "ANACONDA_SECRETS_DIR": str(home / "no-secrets"),
+        "LANG": "C.UTF-8",
+    }
+    env.update(extra)
+    return env
+
+
+def cli(home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None,
+        cwd: Path | None = None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
+    """``python -m anaconda_auth ARGS`` with a clean environment (plus ``env``)."""
+    full = clean_env(home)
+    full.update(env or {})
+    return subprocess.run([PYTHON, "-m", "anaconda_auth", *args], env=full, input=input,
+                          cwd=str(cwd or home), capture_output=True, text=True, timeout=timeout,
+                          check=False)
+
+
+def encode_entry(domain: str, api_key: str, username: str | None = None,
+                 repo_tokens: list[Any] | None = None) -> str:
+    """The reference's stored value, built independently of the module."""
+    payload: dict[str, Any] = {"domain": domain, "api_key": api_key}
+    if username is not None:
+        payload["username"] = username
+    payload["repo_tokens"] = repo_tokens or []
+    payload["version"] = 2
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def stored_keys(path: Path) -> dict[str, str]:
+    """{domain: api_key} of a token store file (raises if it is not one)."""
+    data = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    entries = data.get(KEYRING_SERVICE, {})
+    return {d: json.loads(base64.b64decode(v))["api_key"] for d, v in entries.items()}
+
+
+# ------------------------------------------------------------------------------------------
+# Raw loopback HTTP
+# ------------------------------------------------------------------------------------------
+
+
+def raw_exchange(port: int, data: bytes, host: str = "127.0.0.1", timeout: float = 10.0) -> bytes:
+    """Send ``data`` on a fresh connection, half-close, read until the peer closes."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        try:
+            s.sendall(data)
+            s.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the listener may refuse early (e.g. a 414 before the whole line is read)
+        chunks = []
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except (ConnectionResetError, socket.timeout):
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_of(answer: bytes) -> int | None:
+    """The status code of a raw HTTP answer, None if it is not one."""
+    first = answer.split(b"\r\n", 1)[0].split()
+    return int(first[1]) if len(first) >= 2 and first[0].startswith(b"HTTP/") and first[1].isdigit() else None
+
+
+def get_request(target: str, host: str | None, extra: bytes = b"") -> bytes:
+    lines = [f"GET {target} HTTP/1.1".encode()]
+    if host is not None:
+        lines.append(b"Host: " + host.encode())
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n" + extra + b"\r\n"
+
+
+# ------------------------------------------------------------------------------------------
+# A recording forward proxy (loopback only)
+# ------------------------------------------------------------------------------------------
+
+
+class RecordingProxy:
+    """An HTTP proxy on 127.0.0.1 that records every byte clients send it.
+
+    ``CONNECT 127.0.0.1:PORT`` opens a tunnel (to loopback only; anything else gets 403); a
+    plain-http request in absolute form gets a 502 answer without being forwarded anywhere, so
+    nothing ever leaves loopback. ``received`` is all the bytes clients sent, tunnels included
+    (there they are TLS records: a key found in them was sent in clear).
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._lock = threading.Lock()
+        self._chunks: list[bytes] = []
+        self.request_lines: list[str] = []
+        self._stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @property
+    def received(self) -> bytes:
+        with self._lock:
+            return b"".join(self._chunks)
+
+    def _record(self, data: bytes) -> None:
+        with self._lock:
+            self._chunks.append(data)
+
+    def _serve(self) -> None:
+        while not self._stopped:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        conn.settimeout(30)
+        with conn:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                self._record(chunk)
+                head += chunk
+            line = head.split(b"\r\n", 1)[0].decode("latin-1")
+            self.request_lines.append(line)
+            method, target = (line.split() + ["", ""])[:2]
+            if method != "CONNECT":
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                return
+            host, _, port = target.rpartition(":")
+            if host not in ("127.0.0.1", "localhost", "[::1]") or not port.isdigit():
+                conn.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                return
+            upstream = socket.create_connection((host.strip("[]"), int(port)), timeout=30)
+            conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            leftover = head.split(b"\r\n\r\n", 1)[1]
+            if leftover:
+                upstream.sendall(leftover)
+            with upstream:
+                threading.Thread(target=self._pump, args=(upstream, conn, False), daemon=True).start()
+                self._pump(conn, upstream, True)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, record: bool) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if record:
+                    self._record(data)
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            try:
+                sink.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._sock.close()
