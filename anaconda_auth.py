@@ -4025,6 +4025,18 @@ def _panel_login_handler() -> Any:
             if refresh_token:
                 form.update(grant_type="refresh_token", refresh_token=refresh_token)
             elif code:
+                issuer, iss = metadata.get("issuer"), self.get_argument("iss", None)
+                if iss is None:  # Panel's "/" passed the provider's redirect on as ?next=...
+                    from urllib.parse import parse_qs, urlsplit
+
+                    nested = parse_qs(urlsplit(self.get_argument("next", "")).query)
+                    iss = (nested.get("iss") or [None])[0]
+                if (iss is not None and issuer and iss != issuer) or (
+                        iss is None and metadata.get("authorization_response_iss_parameter_supported")):
+                    # RFC 9207 §2.4, as for login: a response from another issuer is a mix-up.
+                    raise TornadoHTTPError(401, f"The authorization response came from issuer "
+                                           f"{_printable(iss)!r}, expected {issuer!r}.",
+                                           reason="Issuer mismatch")
                 form.update(grant_type="authorization_code", code=code,
                             redirect_uri=redirect_uri or self._redirect_uri,
                             code_verifier=self.get_code_cookie())
@@ -4048,7 +4060,8 @@ def _panel_login_handler() -> Any:
                                        reason=_printable(body.get("error", "no access_token")))
             access_token = body["access_token"]
             expires_in = body.get("expires_in")
-            expires_in = int(expires_in) if isinstance(expires_in, (int, float)) else None
+            expires_in = (int(expires_in) if isinstance(expires_in, (int, float))
+                          or (isinstance(expires_in, str) and expires_in.isdigit()) else None)
             new_refresh_token = body.get("refresh_token")
             if refresh_token:
                 return None, access_token, new_refresh_token or refresh_token, expires_in
