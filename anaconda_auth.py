@@ -4239,6 +4239,267 @@ def _prune_config_backups(directory: str) -> None:
         pass  # the new backup exists; an old one left over is harmless
 
 # =================================================================================================
+# Panel OAuth provider
+# ``panel serve app.py --oauth-provider anaconda_auth`` (or the predecessor's name
+# ``anaconda_cloud``) makes a Panel app's visitors log in with their Anaconda account. The handler
+# class subclasses Panel's OAuthLoginHandler, so it is built on first access of
+# ``AnacondaLoginHandler`` (PEP 562 ``__getattr__``): importing this module never imports Panel,
+# Tornado or Bokeh. Endpoints come from the site's OIDC discovery; the token and userinfo calls go
+# through request(), with the site's TLS and proxy settings. Nothing here stores an API key.
+# =================================================================================================
+
+_PANEL_SITE_PARAMETER = "site"  # in oauth_extra_params: which [sites.<name>] to log in to
+_PANEL_USER_CLAIMS = ("email", "preferred_username", "sub")  # the first one present names a user
+# Site name (from oauth_extra_params, or None for ANACONDA_AUTH_SITE / the default site) -> the
+# resolved Config and its discovery document, checked when Panel installed the handler.
+_panel_sites: dict[str | None, tuple[Config, JSONDict]] = {}
+
+AnacondaLoginHandler: Any  # built by __getattr__ below; a subclass of panel.auth.OAuthLoginHandler
+
+
+def _panel_error(problem: str) -> ConfigError:
+    """One line for ``panel serve`` to print at start (Panel prefixes "ERROR: ")."""
+    return ConfigError("anaconda_auth Panel OAuth provider: " + " ".join(problem.split()))
+
+
+def _panel_site(oauth_key: Any, oauth_secret: Any, extra_params: Mapping[str, Any] | None,
+                environ: Mapping[str, str] | None = None) -> tuple[Config, JSONDict]:
+    """The site a Panel server logs its visitors in to, and its discovered endpoints.
+
+    Raises a one-line ConfigError naming the setting that is missing or wrong. The site is
+    ``oauth_extra_params["site"]`` if given, else ``ANACONDA_AUTH_SITE``, else the default site.
+    """
+    for value, setting, what in ((oauth_key, "PANEL_OAUTH_KEY (or --oauth-key)", "client id"),
+                                 (oauth_secret, "PANEL_OAUTH_SECRET (or --oauth-secret)",
+                                  "client secret")):
+        if not isinstance(value, str) or not value.strip():
+            raise _panel_error(f"{setting} is not set: set it to the OAuth {what} registered "
+                               "for this app at the site's OpenID provider.")
+    environ = os.environ if environ is None else environ
+    site = (extra_params or {}).get(_PANEL_SITE_PARAMETER)
+    if site is not None and (not isinstance(site, str) or not site):
+        raise _panel_error(f"--oauth-extra-params {_PANEL_SITE_PARAMETER!r} must be a site name "
+                           f"(a string), not {site!r}.")
+    if site in _panel_sites:
+        return _panel_sites[site]
+    source = ("--oauth-extra-params (or PANEL_OAUTH_EXTRA_PARAMS) 'site'" if site is not None
+              else "ANACONDA_AUTH_SITE" if environ.get("ANACONDA_AUTH_SITE") else "the default site")
+    try:
+        config = resolve_config(site, environ=environ)
+    except ConfigError as e:
+        raise _panel_error(f"{e} (the site comes from {source})") from None
+    try:
+        metadata = discover(config)
+    except AnacondaAuthError as e:
+        raise _panel_error(f"{e} (site {config.site or config.domain}, from {source}; check its "
+                           "domain, auth_domain_override and ssl_verify)") from None
+    userinfo = metadata.get("userinfo_endpoint")
+    if userinfo is not None and not _is_secure_endpoint(userinfo):
+        raise _panel_error(  # the visitor's access token would travel in clear
+            f"OpenID discovery at {config.well_known_url} gave userinfo_endpoint = {userinfo!r}: "
+            "it must use https (plain http only on this machine's loopback).")
+    methods = metadata.get("code_challenge_methods_supported")
+    if methods is not None and "S256" not in methods:
+        raise _panel_error(f"the OpenID provider of {config.auth_domain} does not support PKCE "
+                           f"with S256 (code_challenge_methods_supported = {methods}).")
+    _panel_sites[site] = (config, metadata)
+    return config, metadata
+
+
+def _panel_user_claim(claims: Mapping[str, Any]) -> str | None:
+    """The claim that names a Panel user: email, else preferred_username, else sub."""
+    return next((name for name in _PANEL_USER_CLAIMS
+                 if isinstance(claims.get(name), str) and claims[name]), None)
+
+
+def _panel_token_request(config: Config, endpoint: str, form: Mapping[str, str]) -> JSONDict:
+    """POST to the token endpoint (client_secret_post); the JSON answer, OAuth errors included."""
+    response = request("POST", endpoint, config=config, auth=False, retries=0, fields=form)
+    return _oauth_json(response, "token request", AuthenticationError, allow_error=True)
+
+
+def _panel_userinfo(config: Config, metadata: JSONDict, access_token: str,
+                    id_token: Any) -> JSONDict:
+    """The visitor's claims: the userinfo endpoint's answer, else the ID token's claims.
+
+    The ID token came straight from the token endpoint over verified TLS, which OIDC Core
+    §3.1.3.7 accepts in place of checking its signature; its ``sub`` must match userinfo's
+    (OIDC Core §5.3.2).
+    """
+    id_claims = _jwt_claims(id_token) if isinstance(id_token, str) else None
+    endpoint = metadata.get("userinfo_endpoint")
+    if not isinstance(endpoint, str):
+        if id_claims is None:
+            raise AuthenticationError("The OpenID provider has no userinfo_endpoint and sent no "
+                                      "ID token: nothing names the user.")
+        return id_claims
+    response = request("GET", endpoint, config=config, auth=False,
+                       headers={"Authorization": f"Bearer {access_token}"})
+    claims = _oauth_json(response, "userinfo request", AuthenticationError)
+    if id_claims is not None and claims.get("sub") != id_claims.get("sub"):
+        raise AuthenticationError(f"The userinfo answer of {endpoint} is about another user "
+                                  "than the ID token (sub differs).")
+    return claims
+
+
+def _panel_login_handler() -> Any:
+    """Build AnacondaLoginHandler (once), importing Panel now."""
+    try:
+        import asyncio
+        import importlib
+        import logging
+
+        # Through import_module: Panel is untyped, and mypy checks this module without it.
+        OAuthLoginHandler: Any = importlib.import_module("panel.auth").OAuthLoginHandler
+        panel_config: Any = importlib.import_module("panel.config").config
+        TornadoHTTPError: Any = importlib.import_module("tornado.web").HTTPError
+    except ImportError as e:
+        raise ImportError(f"anaconda_auth.AnacondaLoginHandler is the Panel OAuth provider and "
+                          f"needs Panel (Python 3.12 or newer): pip install panel ({e})") from None
+    if "AnacondaLoginHandler" in globals():
+        # Importing panel.auth loads the providers registered in the panel.auth entry-point
+        # group, ours among them: that nested access has built the class already.
+        return globals()["AnacondaLoginHandler"]
+    log = logging.getLogger("anaconda_auth.panel")
+
+    def settings() -> tuple[Config, JSONDict]:
+        return _panel_site(panel_config.oauth_key, panel_config.oauth_secret,
+                           panel_config.oauth_extra_params)
+
+    class _InstalledHook(type(OAuthLoginHandler)):  # type: ignore[misc]
+        def __setattr__(cls, name: str, value: Any) -> None:
+            super().__setattr__(name, value)
+            # Panel's OAuthProvider sets the login endpoint on the selected provider's class
+            # while `panel serve` (or pn.serve) builds the server, after every setting was read:
+            # the one moment a bad setting can stop the start with one line, instead of a
+            # traceback at the first visitor. Other providers' servers never get here.
+            if name == "_login_endpoint":
+                settings()
+
+    class AnacondaLoginHandler(OAuthLoginHandler, metaclass=_InstalledHook):  # type: ignore[misc]
+        """Panel login for Anaconda sites: ``panel serve app.py --oauth-provider anaconda_auth``.
+
+        Authorization code with PKCE (S256) and Panel's ``state`` cookie; the client secret is
+        sent in the token request's body (client_secret_post). The user is named by the
+        ``email`` claim, else ``preferred_username``, else ``sub``.
+        """
+
+        _access_token_header = "Bearer {}"
+        _USER_KEY = "email"
+
+        @property
+        def _OAUTH_AUTHORIZE_URL(self) -> str:
+            return str(settings()[1]["authorization_endpoint"])
+
+        @property
+        def _OAUTH_ACCESS_TOKEN_URL(self) -> str:
+            return str(settings()[1]["token_endpoint"])
+
+        @property
+        def _OAUTH_USER_URL(self) -> str:
+            return str(settings()[1].get("userinfo_endpoint") or "")
+
+        @property
+        def _OAUTH_LOGOUT_URL(self) -> str:
+            # Shown on Panel's error page, which must render even when the settings are bad.
+            try:
+                return str(settings()[1].get("end_session_endpoint") or "")
+            except AnacondaAuthError:
+                return ""
+
+        def authorize_redirect(self, *args: Any, extra_params: dict[str, Any] | None = None,
+                               **kwargs: Any) -> None:
+            verifier, challenge = _pkce_pair()
+            self.set_code_cookie(verifier)
+            params = {k: v for k, v in (extra_params or {}).items() if k != _PANEL_SITE_PARAMETER}
+            params.update(code_challenge=challenge, code_challenge_method="S256")
+            kwargs.pop("client_secret", None)  # never in the browser's address bar
+            super().authorize_redirect(*args, extra_params=params, **kwargs)
+
+        async def _fetch_access_token(
+            self, client_id: str, redirect_uri: str | None = None,
+            client_secret: str | None = None, code: str | None = None,
+            refresh_token: str | None = None, username: str | None = None,
+            password: str | None = None, user: str | None = None,
+        ) -> tuple[Any, ...]:
+            config, metadata = settings()
+            form = {"client_id": client_id,
+                    "client_secret": client_secret or panel_config.oauth_secret}
+            if refresh_token:
+                form.update(grant_type="refresh_token", refresh_token=refresh_token)
+            elif code:
+                issuer, iss = metadata.get("issuer"), self.get_argument("iss", None)
+                if iss is None:  # Panel's "/" passed the provider's redirect on as ?next=...
+                    from urllib.parse import parse_qs, urlsplit
+
+                    nested = parse_qs(urlsplit(self.get_argument("next", "")).query)
+                    iss = (nested.get("iss") or [None])[0]
+                if (iss is not None and issuer and iss != issuer) or (
+                        iss is None and metadata.get("authorization_response_iss_parameter_supported")):
+                    # RFC 9207 §2.4, as for login: a response from another issuer is a mix-up.
+                    raise TornadoHTTPError(401, f"The authorization response came from issuer "
+                                           f"{_printable(iss)!r}, expected {issuer!r}.",
+                                           reason="Issuer mismatch")
+                form.update(grant_type="authorization_code", code=code,
+                            redirect_uri=redirect_uri or self._redirect_uri,
+                            code_verifier=self.get_code_cookie())
+            else:  # Panel's password login; RFC 9700 §2.4 forbids that grant
+                raise TornadoHTTPError(400, "Anaconda sites log users in through the browser.",
+                                       reason="unsupported_grant_type")
+            try:
+                body = await asyncio.to_thread(_panel_token_request, config,
+                                               metadata["token_endpoint"], form)
+            except AnacondaAuthError as e:
+                if refresh_token:
+                    log.warning("refreshing the access token of %s failed: %s", user, e)
+                    return None, None, None, None
+                raise TornadoHTTPError(502, str(e), reason="Token request failed") from None
+            if not isinstance(body.get("access_token"), str):
+                if refresh_token:  # Panel then asks the visitor to log in again
+                    log.warning("refreshing the access token of %s failed: %s", user,
+                                _printable(body.get("error", "no access_token")))
+                    return None, None, None, None
+                raise TornadoHTTPError(401, _printable(body.get("error_description", "")),
+                                       reason=_printable(body.get("error", "no access_token")))
+            access_token = body["access_token"]
+            expires_in = body.get("expires_in")
+            expires_in = (int(expires_in) if isinstance(expires_in, (int, float))
+                          or (isinstance(expires_in, str) and expires_in.isdigit()) else None)
+            new_refresh_token = body.get("refresh_token")
+            if refresh_token:
+                return None, access_token, new_refresh_token or refresh_token, expires_in
+            try:
+                claims = await asyncio.to_thread(_panel_userinfo, config, metadata,
+                                                 access_token, body.get("id_token"))
+            except AnacondaAuthError as e:
+                raise TornadoHTTPError(401, str(e), reason="No user information") from None
+            claim = _panel_user_claim(claims)
+            if claim is None:
+                raise TornadoHTTPError(401, "The OpenID provider sent no email, "
+                                       "preferred_username or sub for this user.",
+                                       reason="No user information")
+            self._USER_KEY = claim
+            name = OAuthLoginHandler.set_auth_cookies(self, claims, access_token,
+                                                      new_refresh_token, expires_in)
+            return name, access_token, new_refresh_token, expires_in
+
+    AnacondaLoginHandler.__module__ = __name__
+    AnacondaLoginHandler.__qualname__ = "AnacondaLoginHandler"
+    globals()["AnacondaLoginHandler"] = AnacondaLoginHandler
+    return AnacondaLoginHandler
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: only the Panel handler is made on demand
+    if name == "AnacondaLoginHandler":
+        return _panel_login_handler()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), "AnacondaLoginHandler"})
+
+
+# =================================================================================================
 # Command line
 # ``python -m anaconda_auth``: parses arguments, calls the public API, prints. Data goes to
 # stdout, messages to stderr. Exit codes: 0 success, 1 failure, 2 bad usage or configuration,

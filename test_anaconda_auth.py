@@ -1938,6 +1938,61 @@ def test_is_logged_in_reports_a_damaged_store_instead_of_guessing(sandbox):
 
 
 # =================================================================================================
+# Panel OAuth provider (the parts that need no Panel; tests/panel/ runs it in `panel serve`)
+# =================================================================================================
+
+
+def panel_site(sandbox: Sandbox, key: Any = "client", secret: Any = "secret",
+               extra: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Any:
+    aa._panel_sites.clear()  # the settings of one Panel server per process, cached
+    try:
+        return aa._panel_site(key, secret, extra, environ={**sandbox.environ, **(env or {})})
+    finally:
+        aa._panel_sites.clear()
+
+
+@pytest.mark.parametrize(("key", "secret", "setting"), [
+    (None, "s", "PANEL_OAUTH_KEY"), ("", "s", "PANEL_OAUTH_KEY"), ("k", None, "PANEL_OAUTH_SECRET"),
+    ("k", "  ", "PANEL_OAUTH_SECRET")])
+def test_panel_settings_without_key_or_secret_name_the_variable(sandbox, key, secret, setting):
+    with pytest.raises(aa.ConfigError) as error:
+        panel_site(sandbox, key, secret)
+    assert setting in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("extra", "env", "source"), [
+    ({"site": "gamma"}, {}, "--oauth-extra-params"),
+    (None, {"ANACONDA_AUTH_SITE": "gamma"}, "ANACONDA_AUTH_SITE")])
+def test_panel_settings_with_an_unknown_site_name_it_and_where_it_came_from(sandbox, extra, env, source):
+    sandbox.write_config(TWO_SITES)
+    with pytest.raises(aa.ConfigError) as error:
+        panel_site(sandbox, extra=extra, env=env)
+    message = str(error.value)
+    assert "gamma" in message and source in message and "\n" not in message
+
+
+def test_panel_settings_with_a_site_that_is_not_a_name_are_refused(sandbox):
+    with pytest.raises(aa.ConfigError, match="'site' must be a site name"):
+        panel_site(sandbox, extra={"site": 3})
+
+
+@pytest.mark.parametrize(("claims", "claim"), [
+    ({"email": "a@x", "preferred_username": "a", "sub": "1"}, "email"),
+    ({"email": "", "preferred_username": "a", "sub": "1"}, "preferred_username"),
+    ({"sub": "1"}, "sub"), ({"name": "A"}, None)])
+def test_panel_user_is_named_by_email_then_preferred_username_then_sub(claims, claim):
+    assert aa._panel_user_claim(claims) == claim
+
+
+def test_panel_handler_is_listed_but_not_exported():
+    # `from anaconda_auth import *` must not import Panel; dir() and tab completion show it.
+    assert "AnacondaLoginHandler" in dir(aa)
+    assert "AnacondaLoginHandler" not in aa.__all__
+    with pytest.raises(AttributeError, match="no attribute 'NoSuchName'"):
+        aa.NoSuchName  # noqa: B018
+
+
+# =================================================================================================
 # Command line
 # =================================================================================================
 
@@ -2654,6 +2709,27 @@ def loaded_after(sandbox: Sandbox, statement: str, env: dict[str, str] | None = 
 def test_import_pulls_in_nothing_heavy_or_optional(sandbox):
     loaded = loaded_after(sandbox, "import anaconda_auth")
     assert [m for m in HEAVY_MODULES if m in loaded] == []
+
+
+PANEL_PACKAGES = ("panel", "tornado", "bokeh", "param")
+
+
+def test_import_star_and_dir_import_nothing_of_panel(sandbox):
+    """The Panel handler is made on first access only (PEP 562): importing the module, a star
+    import, dir() and every exported name leave Panel, Tornado and Bokeh unimported."""
+    loaded = loaded_after(sandbox, "import anaconda_auth\nfrom anaconda_auth import *\n"
+                                   "dir(anaconda_auth)\n"
+                                   "[getattr(anaconda_auth, n) for n in anaconda_auth.__all__]")
+    assert [m for m in loaded if m.split(".")[0] in PANEL_PACKAGES] == []
+
+
+def test_panel_handler_without_panel_says_what_to_install(sandbox):
+    result = sandbox.python("import sys; sys.modules['panel'] = None\nimport anaconda_auth\n"
+                            "try:\n    anaconda_auth.AnacondaLoginHandler\n"
+                            "except ImportError as e:\n    print('ImportError:', e)")
+    assert_ok(result)
+    assert result.stdout.startswith("ImportError: ")
+    assert "pip install panel" in result.stdout
 
 
 def test_import_needs_only_the_standard_library(sandbox):

@@ -28,6 +28,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
@@ -43,6 +44,19 @@ FLAGS = [
 def _origin(url: str):
     s = urlsplit(url)
     return s.scheme, s.hostname, s.port or (443 if s.scheme == "https" else 80)
+
+
+def loopback_gate(blocked: list) -> Callable[[Any], None]:
+    """A Playwright route handler: loopback requests go through, others are aborted and noted."""
+
+    def gate(route) -> None:
+        if urlsplit(route.request.url).hostname in LOOPBACK_HOSTS:
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    return gate
 
 
 def login(url: str, action: str = "allow", login_name: str = "alice", password: str = "any-password",
@@ -78,13 +92,7 @@ def login(url: str, action: str = "allow", login_name: str = "alice", password: 
         if request.url == result["callback_url"]:
             result["listener_error"] = request.failure or "failed"
 
-    def gate(route) -> None:
-        host = urlsplit(route.request.url).hostname
-        if host in LOOPBACK_HOSTS:
-            route.continue_()
-        else:
-            result["blocked"].append(route.request.url)
-            route.abort()
+    gate = loopback_gate(result["blocked"])
 
     with tempfile.TemporaryDirectory(prefix="aa-chromium-") as profile, sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(

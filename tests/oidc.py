@@ -31,12 +31,14 @@ class OIDCProvider:
     ``token_endpoint``, ``device_authorization_endpoint``, ``userinfo_url``, ``jwks_uri``,
     ``revocation_endpoint``, ``introspection_endpoint``, ``ca_pem``, ``startup_s`` (spawn to
     ready line), ``node_startup_ms`` (as the script measured itself), ``stderr_path``.
-    Methods: ``ssl_context()`` (trusting the test CA), ``stop()``.
+    Methods: ``ssl_context()`` (trusting the test CA), ``stop()``. ``extra_env``: more variables
+    for idp.mjs (``PANEL_REDIRECT_URIS``).
     """
 
     __test__ = False
 
-    def __init__(self, node: str, cert: str, key: str, ca_pem: str, log_dir: Path, timeout: float = 30.0) -> None:
+    def __init__(self, node: str, cert: str, key: str, ca_pem: str, log_dir: Path, timeout: float = 30.0,
+                 extra_env: dict[str, str] | None = None) -> None:
         self.client_id = CLIENT_ID
         self.redirect_uri = REDIRECT_URI
         self.ca_pem = ca_pem
@@ -44,6 +46,7 @@ class OIDCProvider:
         env = dict(os.environ)
         env.update(TLS_CERT=cert, TLS_KEY=key, CLIENT_ID=CLIENT_ID, QUIET="1", NODE_ENV="test")
         env.pop("PORT", None)
+        env.update(extra_env or {})
         started = time.monotonic()
         self._stderr = open(self.stderr_path, "wb")  # noqa: SIM115 - open while node runs
         self._proc = subprocess.Popen(

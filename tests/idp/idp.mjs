@@ -56,8 +56,26 @@ function claimsFor(id) {
   };
 }
 
+// Confidential web clients for the Panel OAuth provider's tests (tests/panel): a secret sent in
+// the token request's body, Panel's default redirect URI (the app's own address, no path) plus
+// the exact ones in $PANEL_REDIRECT_URIS (comma-separated; a web client's URIs match exactly).
+// The -refresh- client's access tokens live 62 s, so Panel (which refreshes 60 s before expiry)
+// refreshes them within seconds.
+const PANEL_CLIENT_IDS = ['panel-app-test', 'panel-app-refresh-test'];
+const panelRedirectUris = ['http://localhost:5006',
+  ...(process.env.PANEL_REDIRECT_URIS || '').split(',').filter(Boolean)];
+const panelClients = PANEL_CLIENT_IDS.map((id) => ({
+  client_id: id,
+  client_secret: `${id}-secret`,
+  token_endpoint_auth_method: 'client_secret_post',
+  grant_types: ['authorization_code', 'refresh_token'],
+  response_types: ['code'],
+  redirect_uris: panelRedirectUris,
+  scope: 'offline_access openid email profile',
+}));
+
 const provider = new Provider(issuer, {
-  clients: [{
+  clients: [...panelClients, {
     client_id: CLIENT_ID,
     application_type: 'native', // RFC 8252 §7.3: any loopback port matches the registered one
     token_endpoint_auth_method: 'none',
@@ -84,13 +102,22 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     introspection: { enabled: true },
   },
-  // Numeric ttls: the default functions print NOTICE lines the first time they run.
+  // Numeric ttls (or functions of ours): the default functions print NOTICE lines the first time
+  // they run.
   ttl: {
-    AccessToken: 3600, AuthorizationCode: 60, ClientCredentials: 600, DeviceCode: 600,
+    AuthorizationCode: 60, ClientCredentials: 600, DeviceCode: 600,
     IdToken: 3600, RefreshToken: 86400, Interaction: 600, Session: 86400, Grant: 86400,
+    AccessToken: (ctx, token, client) => (client?.clientId === 'panel-app-refresh-test' ? 62 : 3600),
   },
 });
 provider.proxy = false;
+// One JSON line on stderr per grant the token endpoint issued, so a test can see that a client
+// really exchanged (or refreshed) tokens; the fixture keeps stderr in a file.
+provider.on('grant.success', (ctx) => {
+  process.stderr.write(JSON.stringify({
+    event: 'grant.success', client_id: ctx.oidc.client?.clientId, grant_type: ctx.oidc.params?.grant_type,
+  }) + '\n');
+});
 
 server.on('request', provider.callback());
 
