@@ -334,6 +334,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
 }
 _DICT_KINDS = ("dict", "headers", "keyring")
 _SECRET_FIELDS = ("api_key", "keyring")
+# A header name or an inline value holding one of these words is treated as a credential.
+_SECRET_WORDS = ("auth", "token", "cookie", "secret", "key", "pass")
 _TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
 _FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
 
@@ -410,7 +412,7 @@ class Config:
         for name, raw in changes.items():
             if name not in _FIELDS:
                 raise ConfigError(f"replace({name}=...): unknown setting {name!r}")
-            values[name] = _parse_field(name, raw, f"argument {name}=", from_text=False)
+            values[name] = _parse_field(name, raw, f"argument {name}=")
             sources[name] = f"argument {name}="
         _finish_values(values, sources, home=None, environ=None)
         return Config(values, sources, self.config_path)
@@ -468,7 +470,7 @@ def _masked(name: str, value: Any) -> Any:
 
 def _is_secret_header(name: str) -> bool:
     lowered = name.lower()
-    return any(word in lowered for word in ("auth", "token", "cookie", "secret", "key", "pass"))
+    return any(word in lowered for word in _SECRET_WORDS)
 
 
 def _mask_url_password(url: str) -> str:
@@ -927,8 +929,9 @@ def _normalize_domain(value: Any, source: str) -> str:
     return netloc
 
 
-def _parse_field(name: str, raw: Any, source: str, from_text: bool) -> Any:
-    """Validate one raw value of field ``name``; ``from_text`` for env, .env and secret files."""
+def _parse_field(name: str, raw: Any, source: str) -> Any:
+    """Validate one raw value of field ``name`` (text from env, .env and secret files, or a
+    TOML or argument value of any type)."""
     kind = _FIELDS[name][0]
     if kind in _DICT_KINDS:
         value = _parse_json_dict(raw, source)
@@ -1121,13 +1124,13 @@ def _merge(target: dict[str, Any], value: dict[str, Any]) -> None:
 
 def _apply(
     values: dict[str, Any], sources: dict[str, str], layer: list[tuple[str, Any, str]],
-    from_text: bool, lenient: bool = False,
+    lenient: bool = False,
 ) -> None:
     """Lay one source over the values so far; dicts deep-merge as in the reference. A
     ``lenient`` source (conda's files) has its invalid values skipped with a warning."""
     for field, raw, source in layer:
         try:
-            value = _parse_field(field, raw, source, from_text)
+            value = _parse_field(field, raw, source)
         except ConfigError as e:
             if not lenient:
                 raise
@@ -1157,7 +1160,7 @@ def _finish_values(
             values[name] = None
     path = values["keyring_path"]
     if not path:
-        base = home or os.path.expanduser("~")
+        base = _home_dir(os.environ if environ is None else environ, home)
         values["keyring_path"] = os.path.join(base, ".anaconda", "keyring")
     else:
         values["keyring_path"] = _expand_path(path, home, environ)
@@ -1173,11 +1176,40 @@ def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None)
     return os.path.abspath(os.path.expanduser(path))
 
 
+def _home_dir(environ: Mapping[str, str], home: str | None = None) -> str:
+    """The home directory: the one given, else $HOME of ``environ``, else the OS's idea."""
+    return home or environ.get("HOME") or os.path.expanduser("~")
+
+
 def _config_path(environ: Mapping[str, str], home: str) -> str:
     configured = environ.get("ANACONDA_CONFIG_TOML")
     if configured:
         return _expand_path(configured, home, environ)
     return os.path.join(home, ".anaconda", "config.toml")
+
+
+class _Sources:
+    """Every file and mapping a Config is resolved from, each read once: resolving several
+    sites (``sites list``) reads the files once, not once a site."""
+
+    __slots__ = ("conda", "config_path", "cwd", "document", "dotenv", "environ", "home",
+                 "secrets", "secrets_dir")
+
+    def __init__(self, environ: Mapping[str, str], cwd: str | None, home: str | None) -> None:
+        self.environ = environ
+        self.home = home = _home_dir(environ, home)
+        if cwd is None:
+            try:
+                cwd = os.getcwd()
+            except FileNotFoundError:  # the working directory was removed: there is no .env
+                cwd = os.devnull
+        self.cwd = cwd
+        self.config_path = _config_path(environ, home)
+        self.document = _read_config_toml(self.config_path)
+        self.dotenv = _read_dotenv(os.path.join(cwd, ".env"))
+        self.secrets_dir = environ.get("ANACONDA_SECRETS_DIR", "/run/secrets")
+        self.secrets = _read_secrets_dir(_expand_path(self.secrets_dir, home, environ))
+        self.conda = _conda_values(environ, home)
 
 
 def resolve_config(
@@ -1193,55 +1225,51 @@ def resolve_config(
     ``overrides`` are explicit values for any Config field and win over every other source.
     ``environ``, ``cwd`` and ``home`` default to the process's own.
     """
-    environ = os.environ if environ is None else environ
-    home = home or environ.get("HOME") or os.path.expanduser("~")
-    if cwd is None:
-        try:
-            cwd = os.getcwd()
-        except FileNotFoundError:  # the working directory was removed: there is no .env
-            cwd = os.devnull
-    config_path = _config_path(environ, home)
-    document = _read_config_toml(config_path)
-    dotenv = _read_dotenv(os.path.join(cwd, ".env"))
-    secrets = _read_secrets_dir(
-        _expand_path(environ.get("ANACONDA_SECRETS_DIR", "/run/secrets"), home, environ)
-    )
-    secrets_dir = environ.get("ANACONDA_SECRETS_DIR", "/run/secrets")
     for name in overrides:
         if name not in _FIELDS:
             raise ConfigError(f"resolve_config({name}=...): unknown setting {name!r}")
+    return _resolve(_Sources(os.environ if environ is None else environ, cwd, home), site,
+                    overrides)
 
-    def text_layer(mapping: Mapping[str, str], prefix: str, describe: str) -> list[Any]:
-        joiner = "" if describe.endswith("/") else " "
-        return _text_values(_env_items(mapping, prefix), lambda var: f"{describe}{joiner}{var}")
 
-    # Highest first, in the reference's order; each a list of (field, raw value, source).
+def _text_layer(mapping: Mapping[str, str], prefix: str, describe: str) -> list[tuple[str, Any, str]]:
+    joiner = "" if describe.endswith("/") else " "
+    return _text_values(_env_items(mapping, prefix), lambda var: f"{describe}{joiner}{var}")
+
+
+def _first_text(field: str, *layers: list[tuple[str, Any, str]]) -> str | None:
+    """Layers are lists of (field, raw value, source), later entries winning. The value of ``field`` in the highest layer that sets it to a non-empty string."""
+    for layer in layers:
+        for name, value, _ in reversed(layer):
+            if name == field and isinstance(value, str) and value:
+                return value
+    return None
+
+
+def _resolve(sources: _Sources, site: str | None, overrides: Mapping[str, Any]) -> Config:
+    """Build the layers from ``sources``, choose the site, merge lowest first."""
+    environ, document, config_path = sources.environ, sources.document, sources.config_path
+    dotenv_path = os.path.join(sources.cwd, ".env")
+    # Highest first, in the reference's order.
     explicit = [(k, v, f"argument {k}=") for k, v in overrides.items() if v is not None]
-    auth_env = text_layer(environ, "ANACONDA_AUTH_", "environment variable")
-    auth_secrets = text_layer(secrets, "ANACONDA_AUTH_", f"secret file {secrets_dir}/")
-    auth_dotenv = text_layer(dotenv, "ANACONDA_AUTH_", f"{os.path.join(cwd, '.env')}:")
+    auth_env = _text_layer(environ, "ANACONDA_AUTH_", "environment variable")
+    auth_secrets = _text_layer(sources.secrets, "ANACONDA_AUTH_",
+                               f"secret file {sources.secrets_dir}/")
+    auth_dotenv = _text_layer(sources.dotenv, "ANACONDA_AUTH_", f"{dotenv_path}:")
     legacy = (
         _toml_layer(_toml_table(document, "plugin", "cloud"), f"{config_path} [plugin.cloud]")
-        + text_layer(dotenv, "ANACONDA_CLOUD_", f"{os.path.join(cwd, '.env')}:")
-        + text_layer(secrets, "ANACONDA_CLOUD_", f"secret file {secrets_dir}/")
-        + text_layer(environ, "ANACONDA_CLOUD_", "environment variable")
+        + _text_layer(sources.dotenv, "ANACONDA_CLOUD_", f"{dotenv_path}:")
+        + _text_layer(sources.secrets, "ANACONDA_CLOUD_", f"secret file {sources.secrets_dir}/")
+        + _text_layer(environ, "ANACONDA_CLOUD_", "environment variable")
     )
     plugin_auth = _toml_layer(_toml_table(document, "plugin", "auth"), f"{config_path} [plugin.auth]")
 
-    def first(field: str, *layers: list[Any]) -> str | None:
-        for layer in layers:
-            for name, value, _ in reversed(layer):
-                if name == field and isinstance(value, str) and value:
-                    return value
-        return None
-
-    default_site = _text_lookup((environ, secrets, dotenv), "ANACONDA_DEFAULT_SITE") or (
-        document.get("default_site")
-    )
+    default_site = _text_lookup((environ, sources.secrets, sources.dotenv),
+                                "ANACONDA_DEFAULT_SITE") or document.get("default_site")
     sites = _configured_sites(document, environ, config_path)
     top = (explicit, auth_env, auth_secrets, auth_dotenv)
-    requested_site = site or first("site", *top)
-    requested_domain = first("domain", *top)
+    requested_site = site or _first_text("site", *top)
+    requested_domain = _first_text("domain", *top)
     chosen = _select_site(
         sites, requested_site, requested_domain,
         default_site if isinstance(default_site, str) else None, config_path,
@@ -1256,24 +1284,24 @@ def resolve_config(
         ]
 
     values = {name: default for name, (_, default) in _FIELDS.items()}
-    sources = {name: "default" for name in _FIELDS}
-    _apply(values, sources, _conda_values(environ, home), from_text=True, lenient=True)
-    _apply(values, sources, plugin_auth, from_text=False)
-    _apply(values, sources, legacy, from_text=True)
-    _apply(values, sources, site_layer, from_text=False)
+    where = {name: "default" for name in _FIELDS}
+    _apply(values, where, sources.conda, lenient=True)
+    _apply(values, where, plugin_auth)
+    _apply(values, where, legacy)
+    _apply(values, where, site_layer)
     for layer in (auth_dotenv, auth_secrets, auth_env, explicit):
-        _apply(values, sources, layer, from_text=True)
+        _apply(values, where, layer)
     _warn_legacy(legacy)
-    _finish_values(values, sources, home, environ)
+    _finish_values(values, where, sources.home, environ)
     if chosen is not None:
-        values["site"], sources["site"] = chosen, (
+        values["site"], where["site"] = chosen, (
             f"{config_path} [sites.{chosen}]" if _toml_table(document, "sites", chosen)
             else f"environment variable ANACONDA_SITES (site {chosen})")
     elif requested_domain and not requested_site:
-        values["site"], sources["site"] = values["domain"], "domain"  # a domain with no site
+        values["site"], where["site"] = values["domain"], "domain"  # a domain with no site
     else:  # the reference's implicit site, whatever [plugin.auth] or legacy settings say
-        values["site"], sources["site"] = DEFAULT_DOMAIN, "implicit default site"
-    return Config(values, sources, config_path)
+        values["site"], where["site"] = DEFAULT_DOMAIN, "implicit default site"
+    return Config(values, where, config_path)
 
 
 def _warn_legacy(legacy: list[tuple[str, Any, str]]) -> None:
@@ -1295,14 +1323,15 @@ def configured_sites(
     cwd: str | None = None,
 ) -> tuple[list[str], str | None, str]:
     """(site names in file order, the default site's name, config path) as ``sites`` shows them."""
-    environ = os.environ if environ is None else environ
-    home = home or environ.get("HOME") or os.path.expanduser("~")
-    path = _config_path(environ, home)
-    document = _read_config_toml(path)
-    sites = _configured_sites(document, environ, path)
+    return _site_names(_Sources(os.environ if environ is None else environ, cwd, home))
+
+
+def _site_names(sources: _Sources) -> tuple[list[str], str | None, str]:
+    path = sources.config_path
+    sites = _configured_sites(sources.document, sources.environ, path)
     if not sites:
         return [DEFAULT_DOMAIN], DEFAULT_DOMAIN, path
-    default = resolve_config(environ=environ, home=home, cwd=cwd).site
+    default = _resolve(sources, None, {}).site
     return list(sites), default if default in sites else None, path
 
 
@@ -4033,8 +4062,7 @@ def _toml_masked(text: str) -> str:
             if (set(_SECRET_FIELDS) & set(path)
                     or (headers and (_is_secret_header(path[-1]) or compound))
                     or ("proxy_servers" in path and "@" in value)
-                    or (compound and any(word in value.lower() for word in (
-                        "api_key", "keyring", "auth", "token", "cookie", "secret", "pass")))):
+                    or (compound and any(word in value.lower() for word in _SECRET_WORDS))):
                 spans.append((entry.value_start, entry.value_end))
     for start, end in reversed(spans):
         text = f'{text[:start]}"********"{text[end:]}'
@@ -4049,7 +4077,7 @@ def _site_table_values(raw: Mapping[str, Any]) -> dict[str, Any]:
     """Validated values for a site table, in _FIELDS order: the order the reference writes."""
     return {
         field: _normalize_domain(raw[field], "domain") if field == "domain"
-        else _parse_field(field, raw[field], field, from_text=False)
+        else _parse_field(field, raw[field], field)
         for field in _FIELDS if field in raw
     }
 
@@ -4761,7 +4789,8 @@ def _cmd_config(args: Any) -> int:
 
 
 def _cmd_sites_list(args: Any) -> int:
-    names, default, _ = configured_sites()
+    sources = _Sources(os.environ, None, None)  # every file read once, not once a site
+    names, default, _ = _site_names(sources)
     rows = [("Site name", "Domain name", "Default site", "Logged in")]
     mark = "✔︎"
     try:
@@ -4769,7 +4798,7 @@ def _cmd_sites_list(args: Any) -> int:
     except (UnicodeEncodeError, LookupError):
         mark = "yes"  # a console or file in a legacy encoding
     for name in names:
-        config = resolve_config(name)
+        config = _resolve(sources, name, {})
         try:
             logged_in = _find_api_key(config)[0] is not None
         except StorageError:
@@ -4788,7 +4817,7 @@ def _cmd_sites_list(args: Any) -> int:
 def _cmd_sites_show(args: Any) -> int:
     if args.all:
         environ = os.environ
-        home = environ.get("HOME") or os.path.expanduser("~")
+        home = _home_dir(environ)
         path = _config_path(environ, home)
         sites = _configured_sites(_read_config_toml(path), environ, path)
         raw = {name: {k: _masked(k, v) for k, v in table.items() if k != "site"}
@@ -4909,7 +4938,7 @@ def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDi
 
 
 def _process_config_path() -> str:
-    return _config_path(os.environ, os.environ.get("HOME") or os.path.expanduser("~"))
+    return _config_path(os.environ, _home_dir(os.environ))
 
 
 def _cmd_sites_add(args: Any) -> int:
