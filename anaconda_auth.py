@@ -67,10 +67,24 @@ __all__ = [
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
-    from typing import Any, Callable, NoReturn
+    from typing import Any, Callable, NoReturn, Protocol
 
 
     JSONDict = dict[str, Any]
+
+    class _KeyStore(Protocol):
+        """What both token stores (_FileStore, _SystemStore) do; only type checkers see this."""
+
+        description: str  # for messages: "file <path>" or "system keyring (<backend>)"
+        may_fail: bool  # an OS keyring that fails is passed over for the file, not fatal
+
+        def get(self, username: str) -> str | None: ...
+
+        def replace(self, username: str, change: Callable[[str | None], str]) -> None: ...
+
+        def move(self, old: str, new: str, value: str) -> None: ...
+
+        def delete(self, username: str) -> bool: ...
 
 KEYRING_SERVICE = "Anaconda Cloud"
 TOKEN_INFO_VERSION = 2
@@ -1587,6 +1601,8 @@ def _file_store_write(path: str, data: Mapping[str, Mapping[str, str]]) -> None:
 class _FileStore:
     """The reference's ``~/.anaconda/keyring`` file, done safely."""
 
+    may_fail = False
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.description = f"file {path}"
@@ -1621,12 +1637,22 @@ class _FileStore:
         finally:
             lock.__exit__()
 
-    def set(self, username: str, value: str) -> None:
+    def replace(self, username: str, change: Callable[[str | None], str]) -> None:
+        """Set the entry to ``change(its value)``, read and written under one lock."""
         def put(entries: dict[str, str]) -> bool:
-            entries[username] = value
+            entries[username] = change(entries.get(username))
             return True
 
         self.update(put)
+
+    def move(self, old: str, new: str, value: str) -> None:
+        """Rename entry ``old`` to ``new`` (holding ``value``), keeping a ``new`` already there."""
+        def rename(entries: dict[str, str]) -> bool:
+            entries.setdefault(new, value)
+            entries.pop(old, None)
+            return True
+
+        self.update(rename)
 
     def delete(self, username: str) -> bool:
         deleted = []
@@ -1670,6 +1696,8 @@ def _call_with_timeout(function: Callable[..., Any], *args: Any) -> Any:
 class _SystemStore:
     """The OS keyring (macOS Keychain, Windows Credential Manager, Secret Service) via keyring."""
 
+    may_fail = True
+
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.description = f"system keyring ({type(backend).__module__}.{type(backend).__name__})"
@@ -1680,6 +1708,13 @@ class _SystemStore:
 
     def set(self, username: str, value: str) -> None:
         _call_with_timeout(self.backend.set_password, KEYRING_SERVICE, username, value)
+
+    def replace(self, username: str, change: Callable[[str | None], str]) -> None:
+        self.set(username, change(self.get(username)))
+
+    def move(self, old: str, new: str, value: str) -> None:
+        self.set(new, value)
+        self.delete(old)
 
     def delete(self, username: str) -> bool:
         if self.get(username) is None:
@@ -1703,7 +1738,7 @@ def _system_backend() -> Any:
     return backend
 
 
-def _stores(config: Config) -> list[Any]:
+def _stores(config: Config) -> list[_KeyStore]:
     """Where keys are kept, preferred first: [system, file] or [file]."""
     file_store = _FileStore(config.keyring_path)
     if config.preferred_token_storage != "system":
@@ -1715,9 +1750,10 @@ def _stores(config: Config) -> list[Any]:
         return [file_store]
 
 
-def _warn_system_fallback(error: BaseException, file_store: _FileStore) -> None:
+def _warn_system_fallback(error: BaseException, fallback: _KeyStore) -> None:
     reason = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-    _warn_once(f"The system keyring is not usable ({reason}); using {file_store.path} instead.")
+    _warn_once(f"The system keyring is not usable ({reason}); using the {fallback.description} "
+               "instead.")
 
 
 # -- Loading and saving keys ----------------------------------------------------------------------
@@ -1734,7 +1770,7 @@ def _load_stored_token(config: Config) -> tuple[JSONDict | None, str]:
         try:
             payload = _load_from_store(store, config.domain)
         except Exception as e:
-            if not isinstance(store, _SystemStore):
+            if not store.may_fail:
                 raise
             _warn_system_fallback(e, stores[-1])
             continue
@@ -1743,7 +1779,7 @@ def _load_stored_token(config: Config) -> tuple[JSONDict | None, str]:
     return None, " and ".join(store.description for store in stores)
 
 
-def _load_from_store(store: Any, domain: str) -> JSONDict | None:
+def _load_from_store(store: _KeyStore, domain: str) -> JSONDict | None:
     value = store.get(domain)
     if value is not None:
         return _decode_token(value, f"{store.description}, entry {domain}")
@@ -1754,23 +1790,14 @@ def _load_from_store(store: Any, domain: str) -> JSONDict | None:
     return None
 
 
-def _migrate_legacy(store: Any, domain: str, legacy: str, value: str) -> JSONDict:
+def _migrate_legacy(store: _KeyStore, domain: str, legacy: str, value: str) -> JSONDict:
     """Move an ``anaconda.cloud`` entry to ``anaconda.com``, as the reference does on read."""
     payload = _decode_token(value, f"{store.description}, entry {legacy}")
     payload["domain"], payload["version"] = domain, TOKEN_INFO_VERSION
     encoded = _encode_token(domain, payload["api_key"], payload.get("username"),
                             payload.get("repo_tokens"))
     try:
-        if isinstance(store, _FileStore):
-            def move(entries: dict[str, str]) -> bool:
-                entries.setdefault(domain, encoded)
-                entries.pop(legacy, None)
-                return True
-
-            store.update(move)
-        else:
-            store.set(domain, encoded)
-            store.delete(legacy)
+        store.move(legacy, domain, encoded)
     except Exception as e:  # noqa: BLE001 - moving is a courtesy; the key was read
         _warn_once(f"Could not move the {legacy} entry to {domain} in {store.description} "
                    f"({e}); using it where it is.")
@@ -1781,26 +1808,16 @@ def _save_api_key(config: Config, api_key: str) -> str:
     """Store ``api_key`` for the site; keeps the stored username and repo tokens. Returns where."""
     stores = _stores(config)
 
-    def existing(value: str | None) -> JSONDict:
+    def with_new_key(value: str | None) -> str:
         try:
-            return _decode_token(value, "") if value else {}
+            old = _decode_token(value, "") if value else {}
         except StorageError:
-            return {}  # a damaged entry is the one being replaced
+            old = {}  # a damaged entry is the one being replaced
+        return _encode_token(config.domain, api_key, old.get("username"), old.get("repo_tokens"))
 
-    def save(store: Any) -> str:
-        if isinstance(store, _FileStore):
-            def put(entries: dict[str, str]) -> bool:
-                old = existing(entries.get(config.domain))
-                entries[config.domain] = _encode_token(
-                    config.domain, api_key, old.get("username"), old.get("repo_tokens"))
-                return True
-
-            store.update(put)
-        else:
-            old = existing(store.get(config.domain))
-            store.set(config.domain, _encode_token(
-                config.domain, api_key, old.get("username"), old.get("repo_tokens")))
-        return str(store.description)
+    def save(store: _KeyStore) -> str:
+        store.replace(config.domain, with_new_key)
+        return store.description
 
     try:
         return save(stores[0])
@@ -1827,7 +1844,7 @@ def _delete_stored_tokens(config: Config) -> bool:
             for name in names:
                 deleted = store.delete(name) or deleted
         except Exception as e:
-            if not isinstance(store, _SystemStore):
+            if not store.may_fail:
                 raise
             unreachable = f"{store.description}: {type(e).__name__}: {e}"
     if unreachable:
