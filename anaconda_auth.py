@@ -207,20 +207,116 @@ def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
 # =================================================================================================
 # Files
 # One atomic writer and one cross-process lock for everything this module writes (the token
-# store and config.toml): readers see the old file or the new one, never half of it.
+# store and config.toml): readers see the old file or the new one, never half of it, and a secret
+# is never written where someone else placed the path (see _trusted_target).
 # =================================================================================================
 
 
+def _trusted_target(path: str) -> str:
+    """The real path ``path`` is written at, or StorageError when someone else could redirect it.
+
+    Symlinks are followed, as the user expects of dotfiles, but only links owned by the user, by
+    root, or by the owner of the directory holding the link (who could replace it anyway; the
+    rule of Linux's fs.protected_symlinks, checked here because realpath() bypasses it). The
+    directory that receives the file must not be writable by everyone unless it is sticky (as
+    /tmp is), and must belong to the user or root (root may write into a user's home: sudo -E).
+    """
+    if not hasattr(os, "geteuid"):  # Windows: no owners to compare
+        return os.path.realpath(path)
+    import stat
+
+    uid = os.geteuid()
+    pending = [p for p in os.path.abspath(path).split(os.sep) if p]
+    current, hops = os.sep, 0
+    while pending:
+        name = pending.pop(0)
+        if name == ".":
+            continue
+        if name == "..":
+            current = os.path.dirname(current)
+            continue
+        candidate = os.path.join(current, name)
+        try:
+            info = os.lstat(candidate)
+        except FileNotFoundError:
+            current = os.path.normpath(os.path.join(candidate, *pending))
+            break
+        if not stat.S_ISLNK(info.st_mode):
+            current = candidate
+            continue
+        if info.st_uid not in (uid, 0, os.stat(current).st_uid):
+            raise StorageError(
+                f"Refusing to write {path}: {candidate} is a symlink owned by uid "
+                f"{info.st_uid}, not by you, root or the owner of {current}, so someone else "
+                f"chose where it points. Nothing was written; remove it (rm {candidate}) if you "
+                "did not make it.")
+        hops += 1
+        if hops > 40:
+            import errno
+
+            raise OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+        target = os.readlink(candidate)
+        if os.path.isabs(target):
+            current = os.sep
+        pending[:0] = [p for p in target.split(os.sep) if p]
+    directory = os.path.dirname(current)
+    while not os.path.isdir(directory) and os.path.dirname(directory) != directory:
+        directory = os.path.dirname(directory)  # it will be created inside the nearest one
+    info = os.stat(directory)
+    if info.st_mode & stat.S_IWOTH and not info.st_mode & stat.S_ISVTX:
+        raise StorageError(
+            f"Refusing to write {path}: {directory} is writable by everyone without the sticky "
+            "bit, so anyone could replace the file. Nothing was written; run chmod o-w "
+            f"{directory}, or choose a private directory.")
+    if uid != 0 and info.st_uid not in (uid, 0):
+        raise StorageError(
+            f"Refusing to write {path}: {directory} belongs to uid {info.st_uid}, not to you, "
+            "so its owner could replace the file. Nothing was written; choose a directory you "
+            "own.")
+    return current
+
+
+def _make_private_directories(directory: str) -> None:
+    """``os.makedirs`` with every directory it creates 0700: makedirs gives the parents it
+    creates the umask's mode (0777 under umask 000), not the one asked for."""
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(directory)
+    if parent != directory:
+        _make_private_directories(parent)
+    try:
+        os.mkdir(directory, 0o700)
+    except FileExistsError:
+        if not os.path.isdir(directory):
+            raise
+
+
+def _remove_leftover_temp_files(directory: str, prefix: str) -> None:
+    """Delete ``.<prefix>…XXXXXXXX.tmp`` files a writer killed mid-write left (they may hold a
+    key). Call only under the lock every writer of those files holds, so none is in use."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        if name.startswith(f".{prefix}") and name.endswith(".tmp"):
+            try:
+                os.unlink(os.path.join(directory, name))
+            except OSError:
+                pass  # not ours to remove after all; it is never read as the store
+
+
 def _write_file_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` (through a symlink, at its target) so readers see old or new, never half.
+    """Replace ``path`` (through a trusted symlink, at its target) so readers see old or new,
+    never half.
 
     The temp file lives in the target's directory so the rename cannot cross file systems.
     """
     import tempfile
 
-    target = os.path.realpath(path)
+    target = _trusted_target(path)
     directory = os.path.dirname(target)
-    os.makedirs(directory, mode=0o700, exist_ok=True)
+    _make_private_directories(directory)
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -263,7 +359,9 @@ def _keep_owner(target: str, replacement: str) -> None:
         info = os.stat(target)
     except FileNotFoundError:
         return
-    if info.st_uid != 0:
+    # Only the directory's owner: a file someone else put in a shared directory (/tmp) must
+    # not be handed back to them with root's key in it.
+    if info.st_uid != 0 and info.st_uid == os.stat(os.path.dirname(target)).st_uid:
         os.chown(replacement, info.st_uid, info.st_gid)
 
 
@@ -282,11 +380,14 @@ class _FileLock:
     """
 
     def __init__(self, path: str) -> None:
-        self.path = os.path.realpath(path) + ".lock"
+        self.data_path = path
+        self.path = ""
         self.fd = -1
 
     def __enter__(self) -> _FileLock:  # noqa: PYI034 - typing.Self costs an import
-        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        target = _trusted_target(self.data_path)
+        self.path = target + ".lock"
+        _make_private_directories(os.path.dirname(self.path))
         self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         if sys.platform == "win32":
             import msvcrt
@@ -296,6 +397,7 @@ class _FileLock:
             import fcntl
 
             fcntl.flock(self.fd, fcntl.LOCK_EX)
+        _remove_leftover_temp_files(os.path.dirname(target), os.path.basename(target) + ".")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -4275,6 +4377,7 @@ def _write_config_toml(
 
 def _prune_config_backups(directory: str) -> None:
     """Keep the 5 newest config.backup.*.toml files, as the reference does."""
+    _remove_leftover_temp_files(directory, "config.backup.")
     try:
         names = [os.path.join(directory, n) for n in os.listdir(directory)
                  if n.startswith("config.backup.") and n.endswith(".toml")]

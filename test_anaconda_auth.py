@@ -1475,6 +1475,7 @@ def test_root_rewriting_a_users_store_keeps_the_user_as_owner(sandbox):
         pytest.fail("this test needs root to own files as another user (CI runs as root)",
                     pytrace=False)
     sandbox.store("other.example", "other-key")
+    os.chown(sandbox.keyring_file.parent, 65534, 65534)  # the user's ~/.anaconda and store
     os.chown(sandbox.keyring_file, 65534, 65534)
     aa.login(sandbox.resolve(), api_key="new-key", verify=False)
     info = sandbox.keyring_file.stat()
