@@ -1652,10 +1652,17 @@ def _storage_error(path: str, error: OSError, doing: str) -> StorageError:
         problem = "cannot be accessed (permission denied)"
     else:
         problem = f"failed: {error.strerror or error}"
-    return StorageError(
-        f"{path} {problem} while {doing}. Nothing was changed. Fix or move that path aside "
-        f"(the file should be a regular file with mode 600), then log in again."
-    )
+    import errno
+
+    if error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        fix = "Free some space on that file system, then try again."
+    elif error.errno == errno.EROFS:
+        fix = ("Remount that file system read-write, or set keyring_path to a writable place, "
+               "then try again.")
+    else:
+        fix = ("Fix or move that path aside (the file should be a regular file with mode 600), "
+               "then log in again.")
+    return StorageError(f"{path} {problem} while {doing}. Nothing was changed. {fix}")
 
 
 def _file_store_read(path: str) -> dict[str, dict[str, str]]:
@@ -1840,6 +1847,31 @@ def _system_backend() -> Any:
     return backend
 
 
+class _UnreachableStore:
+    """An OS keyring that did not answer in time while being set up: it may hold keys, so it
+    stays in the list, failing every call; reads and saves then fall back to the file (with
+    the warning) and logout reports the key it could not delete, as with a keyring that hangs
+    later, in get or delete."""
+
+    may_fail = True
+
+    def __init__(self, error: TimeoutError) -> None:
+        self.error = str(error)
+        self.description = "system keyring"
+
+    def get(self, username: str) -> str | None:
+        raise TimeoutError(self.error)
+
+    def replace(self, username: str, change: Callable[[str | None], str]) -> None:
+        raise TimeoutError(self.error)
+
+    def move(self, old: str, new: str, value: str) -> None:
+        raise TimeoutError(self.error)
+
+    def delete(self, username: str) -> bool:
+        raise TimeoutError(self.error)
+
+
 def _stores(config: Config) -> list[_KeyStore]:
     """Where keys are kept, preferred first: [system, file] or [file]."""
     file_store = _FileStore(config.keyring_path)
@@ -1847,7 +1879,9 @@ def _stores(config: Config) -> list[_KeyStore]:
         return [file_store]
     try:
         return [_SystemStore(_system_backend()), file_store]
-    except Exception as e:  # noqa: BLE001 - any keyring failure means "use the file"
+    except TimeoutError as e:
+        return [_UnreachableStore(e), file_store]
+    except Exception as e:  # noqa: BLE001 - any other keyring failure means "use the file"
         _warn_system_fallback(e, file_store)
         return [file_store]
 

@@ -226,3 +226,42 @@ class RecordingProxy:
     def stop(self) -> None:
         self._stopped = True
         self._sock.close()
+
+
+# ------------------------------------------------------------------------------------------
+# File systems for fault injection (root: CI runs the tier as root)
+# ------------------------------------------------------------------------------------------
+
+
+def temp_files(directory: Path) -> list[str]:
+    """Names of writers' temp files (``.<name>.XXXXXXXX.tmp``) in ``directory``."""
+    return sorted(n for n in os.listdir(directory) if n.startswith(".") and n.endswith(".tmp"))
+
+
+class Mount:
+    """``mount ARGS... DIR`` for the life of a ``with`` block, unmounted (lazily if busy) after.
+
+    Needs root (CAP_SYS_ADMIN); without it the test fails saying so, it is never skipped."""
+
+    def __init__(self, directory: Path, *args: str) -> None:
+        self.directory = directory
+        self.args = args
+
+    def __enter__(self) -> Mount:  # noqa: PYI034
+        result = subprocess.run(["mount", *self.args, str(self.directory)], capture_output=True,
+                                text=True, check=False)
+        if result.returncode != 0:
+            import pytest
+
+            pytest.fail(f"mount {' '.join(self.args)} failed ({result.stderr.strip()}): the fault "
+                        "injection tests need root, as CI runs them", pytrace=False)
+        return self
+
+    def remount(self, *options: str) -> None:
+        subprocess.run(["mount", "-o", ",".join(("remount", *options)), str(self.directory)],
+                       check=True, capture_output=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if subprocess.run(["umount", str(self.directory)], capture_output=True,
+                          check=False).returncode != 0:
+            subprocess.run(["umount", "-l", str(self.directory)], capture_output=True, check=False)
