@@ -940,7 +940,38 @@ def _normalize_domain(value: Any, source: str) -> str:
     if not netloc:
         raise _bad(source, f"{value!r} does not look like a domain name",
                    "Give a host name like anaconda.com")
+    problem = _domain_problem(netloc)
+    if problem:
+        # A user name may come with a password: such a value is never shown.
+        shown = "the value" if "@" in netloc else repr(value[:80] + ("..." if value[80:] else ""))
+        raise _bad(source, f"{shown} is not a domain name: {problem}",
+                   "Give a host name like anaconda.com, with a :port if needed")
     return netloc
+
+
+def _domain_problem(netloc: str) -> str | None:
+    """Why ``host[:port]`` cannot be a site's domain, or None. Checked when the value is read:
+    a value URL parsers read differently (``evil.test@anaconda.com`` holds a user name, ``a\\b``
+    a backslash) is refused then, instead of reaching the URL parser at request time."""
+    if "@" in netloc:
+        return "it holds a user name ('@'); a site's domain is only a host"
+    if netloc.startswith("["):
+        host, bracket, rest = netloc[1:].partition("]")
+        if not bracket or not host or any(c not in "0123456789abcdefABCDEF:." for c in host):
+            return "an IPv6 address is written in brackets, like [::1]:8443"
+        if rest and not rest.startswith(":"):
+            return "only a :port may follow the brackets"
+    else:
+        host, _, _ = netloc.partition(":")
+        rest = netloc[len(host):]
+        if rest.count(":") > 1:
+            return "an IPv6 address is written in brackets, like [::1]:8443"
+        if not host or any(not c.isprintable() or c.isspace() or c in "\\[]%" for c in host):
+            return "it has characters a host name never has"
+    port = rest[1:]
+    if rest and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return "the port must be a number from 1 to 65535"
+    return None
 
 
 def _parse_field(name: str, raw: Any, source: str) -> Any:
@@ -978,7 +1009,8 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
                        "Give a whole number of days, like 30 (0 turns the warning off)")
         return days
     if not isinstance(raw, str):
-        raise _bad(source, f"{raw!r} is not a string", "Quote the value")
+        shown = f"a {type(raw).__name__}" if name in _SECRET_FIELDS else repr(raw)  # no secret
+        raise _bad(source, f"{shown} is not a string", "Quote the value")
     if kind == "storage" and raw not in ("anaconda-keyring", "system"):
         raise _bad(source, f"{raw!r} is not a token storage",
                    "Use 'anaconda-keyring' (the file ~/.anaconda/keyring) or 'system'")
@@ -2159,9 +2191,14 @@ def _check_headers(headers: Mapping[str, str], source: str) -> None:
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise ConfigError(f"{source}: header names and values must be strings")
-        if not name or any(not (c.isascii() and c.isprintable()) or c in ' :()<>@,;"/[]?={}'
-                           for c in name):
-            raise ConfigError(f"{source}: {name!r} is not a valid header name.")
+        bad = [i for i, c in enumerate(name)
+               if not (c.isascii() and c.isprintable()) or c in ' :()<>@,;"/[]?={}']
+        if not name or bad:
+            # Only the part before the first bad character: what follows a ':' or a space is
+            # often a value (a mistyped "Authorization: Bearer <key>").
+            shown = f"{name[:bad[0]]!r} followed by {name[bad[0]]!r}" if bad else "''"
+            raise ConfigError(f"{source}: {shown} is not a valid header name (a header name is "
+                              "a single word like X-Header; give its value separately).")
         if any(c < " " and c != "\t" or c == "\x7f" for c in value):
             raise ConfigError(f"{source}: the header {name!r} contains a line break or a control "
                               "character. Remove it.")
@@ -2220,9 +2257,12 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
     configured (no expiry check, as the reference), or stored and unexpired. A missing or
     expired stored key sends nothing and raises nothing."""
     if api_key:
-        return api_key, _KeyNote(config, api_key, "the api_key argument")
+        return _sendable(api_key, "the api_key argument", ConfigError), _KeyNote(
+            config, api_key, "the api_key argument")
     if config.api_key:
-        return config.api_key, _KeyNote(config, config.api_key, str(_configured_key_source(config)))
+        source = str(_configured_key_source(config))
+        return _sendable(config.api_key, source, ConfigError), _KeyNote(
+            config, config.api_key, source)
     try:
         stored, where = _find_api_key(config)
     except StorageError as e:
@@ -2237,7 +2277,18 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
         return None, _KeyNote(config, None, where, f"The API key from {where} expired on "
                               f"{expiry.date}, so none was sent. {fix}")
     _warn_if_expiring(config, stored, where, expiry)
-    return stored, _KeyNote(config, stored, where)
+    return _sendable(stored, where, StorageError), _KeyNote(config, stored, where)
+
+
+def _sendable(key: str, source: str, error: type[AnacondaAuthError]) -> str:
+    """``key`` if it can go in an Authorization header; else an error naming where it came
+    from. http.client would refuse a line break with a ValueError that quotes the header, key
+    included, and a NUL would go out as is."""
+    if any(c < " " or "\x7f" <= c <= "\x9f" or c > "\xff" for c in key):
+        raise error(f"The API key from {source} contains a line break, a control character or a "
+                    "character HTTP headers cannot carry, so it was not sent. Check that the "
+                    "key was copied whole and alone.")
+    return key
 
 
 # -- TLS and proxies ------------------------------------------------------------------------------
