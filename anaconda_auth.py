@@ -350,6 +350,7 @@ _DICT_KINDS = ("dict", "headers", "keyring")
 _SECRET_FIELDS = ("api_key", "keyring")
 # A header name or an inline value holding one of these words is treated as a credential.
 _SECRET_WORDS = ("auth", "token", "cookie", "secret", "key", "pass")
+_NOT_IN_HEADER_NAMES = ' :()<>@,;"/[]?={}'
 _TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
 _FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
 
@@ -476,10 +477,20 @@ def _masked(name: str, value: Any) -> Any:
     if name in _SECRET_FIELDS:
         return "********"
     if name in ("extra_headers", "oidc_request_headers") and hasattr(value, "items"):
-        return {k: ("********" if _is_secret_header(k) else v) for k, v in value.items()}
+        return {_header_name_shown(k): ("********" if _is_secret_header(k) else v)
+                for k, v in value.items()}
     if name == "proxy_servers" and hasattr(value, "items"):
         return {k: _mask_url_password(v) for k, v in value.items()}
     return _thaw(value)
+
+
+def _header_name_shown(name: str) -> str:
+    """A header name as it may be shown: cut at the first character no header name has,
+    because what follows a ':' or a space is often a value (``Authorization: Bearer <key>``)."""
+    for i, c in enumerate(name):
+        if not (c.isascii() and c.isprintable()) or c in _NOT_IN_HEADER_NAMES:
+            return name[:i] + "********"
+    return name
 
 
 def _is_secret_header(name: str) -> bool:
@@ -2191,13 +2202,9 @@ def _check_headers(headers: Mapping[str, str], source: str) -> None:
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise ConfigError(f"{source}: header names and values must be strings")
-        bad = [i for i, c in enumerate(name)
-               if not (c.isascii() and c.isprintable()) or c in ' :()<>@,;"/[]?={}']
-        if not name or bad:
-            # Only the part before the first bad character: what follows a ':' or a space is
-            # often a value (a mistyped "Authorization: Bearer <key>").
-            shown = f"{name[:bad[0]]!r} followed by {name[bad[0]]!r}" if bad else "''"
-            raise ConfigError(f"{source}: {shown} is not a valid header name (a header name is "
+        shown = _header_name_shown(name)
+        if not name or shown != name:
+            raise ConfigError(f"{source}: {shown!r} is not a valid header name (a header name is "
                               "a single word like X-Header; give its value separately).")
         if any(c < " " and c != "\t" or c == "\x7f" for c in value):
             raise ConfigError(f"{source}: the header {name!r} contains a line break or a control "
