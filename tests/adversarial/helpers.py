@@ -320,3 +320,17 @@ def exec_log(path: Path) -> list[tuple[str, str]]:
     if not path.exists():
         return []
     return [tuple(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]  # type: ignore[misc]
+
+
+class QuietRecordingProxy(RecordingProxy):
+    """A RecordingProxy whose CONNECT to a closed loopback port is answered (502) instead of
+    ending its thread with an exception (the bad-input sweep tries such ports on purpose)."""
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            super()._handle(conn)
+        except OSError:
+            try:
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
