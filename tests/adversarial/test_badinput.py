@@ -58,7 +58,7 @@ VARIABLES = (
     "ANACONDA_AUTH_EXTRA_HEADERS", "ANACONDA_AUTH_PROXY_SERVERS", "ANACONDA_AUTH_CLIENT_CERT",
     "ANACONDA_AUTH_USE_DEVICE_FLOW", "ANACONDA_AUTH_LOGIN_TIMEOUT",
     "ANACONDA_AUTH_EXPIRY_WARNING_DAYS", "ANACONDA_AUTH_REDIRECT_URI",
-    "ANACONDA_DEFAULT_SITE", "ANACONDA_SITES", "ANACONDA_CONFIG_TOML",
+    "ANACONDA_DEFAULT_SITE", "ANACONDA_SITES", "ANACONDA_CONFIG_TOML", "ANACONDA_SECRETS_DIR",
 )
 JSON_VARIABLES = ("ANACONDA_AUTH_EXTRA_HEADERS", "ANACONDA_AUTH_PROXY_SERVERS",
                   "ANACONDA_AUTH_KEYRING", "ANACONDA_SITES")
@@ -272,6 +272,7 @@ _domain = st.one_of(
 @given(domain=_domain, scheme=st.sampled_from(["", "https://", "http://", "HTTPS://"]))
 @example(domain="anaconda.com:99999", scheme="")  # was a bare ValueError at request time
 @example(domain="evil.com@anaconda.com", scheme="https://")  # was accepted
+@example(domain="[:]", scheme="")  # was accepted, then a bare ValueError at request time
 def test_generated_domains_are_refused_or_reached_exactly(tmp_path_factory, proxy, domain,
                                                          scheme):
     tried(PART)
