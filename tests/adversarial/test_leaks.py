@@ -25,7 +25,6 @@ does print it, the login does launch the browser.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import textwrap
 import traceback
@@ -145,6 +144,7 @@ def bearer_of(server: Any) -> list[str | None]:
 def test_a_redirect_to_another_origin_never_carries_the_key(origins, home, test_ca, status,
                                                             target, method):
     tried(PART)
+    # The key's kind and source rotate with the status: each target meets every source.
     key = new_key("opaque" if status % 2 else "jwt")
     config, argument = site_config(home, test_ca, f"127.0.0.1:{origins.site.port}", key,
                                    KEY_SOURCES[status % 3])
@@ -595,8 +595,8 @@ def test_the_process_environment_is_what_the_user_gave(home, tmp_path):
     env = {**hook_env, "ANACONDA_AUTH_DOMAIN": "127.0.0.1:9", "ANACONDA_AUTH_USE_DEVICE_FLOW": "0",
            "ANACONDA_AUTH_REDIRECT_URI": "http://127.0.0.1:0/auth/oidc",
            "BROWSER": f"{sys.executable} {probe} {out} %s"}
-    # Discovery fails (nothing listens on port 9) before any browser: call the opener directly.
-    code = ("import anaconda_auth as aa; aa._open_browser('https://127.0.0.1:9/authorize?x=1')")
+    # The module's opener itself, as login calls it, with a key stored for the site.
+    code = "import anaconda_auth as aa; aa._open_browser('https://127.0.0.1:9/authorize?x=1')"
     import subprocess
 
     from tests.adversarial.helpers import PYTHON, clean_env
@@ -606,4 +606,3 @@ def test_the_process_environment_is_what_the_user_gave(home, tmp_path):
     seen = json.loads(out.read_text())
     assert set(seen) - set(full) <= {"PWD", "SHLVL", "_", "LC_CTYPE"}, set(seen) - set(full)
     assert leaks(key, env=json.dumps(seen), argv=[a for _, a in exec_log(log)]) == []
-    assert os.path.exists(out)
