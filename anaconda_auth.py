@@ -450,8 +450,10 @@ _FIELDS: dict[str, tuple[str, Any]] = {
 }
 _DICT_KINDS = ("dict", "headers", "keyring")
 _SECRET_FIELDS = ("api_key", "keyring")
+_PATH_FIELDS = ("keyring_path", "client_cert", "client_cert_key")
 # A header name or an inline value holding one of these words is treated as a credential.
 _SECRET_WORDS = ("auth", "token", "cookie", "secret", "key", "pass")
+_NOT_IN_HEADER_NAMES = ' :()<>@,;"/[]?={}'
 _TRUE_WORDS = ("1", "true", "t", "yes", "y", "on")
 _FALSE_WORDS = ("0", "false", "f", "no", "n", "off")
 
@@ -578,10 +580,20 @@ def _masked(name: str, value: Any) -> Any:
     if name in _SECRET_FIELDS:
         return "********"
     if name in ("extra_headers", "oidc_request_headers") and hasattr(value, "items"):
-        return {k: ("********" if _is_secret_header(k) else v) for k, v in value.items()}
+        return {_header_name_shown(k): ("********" if _is_secret_header(k) else v)
+                for k, v in value.items()}
     if name == "proxy_servers" and hasattr(value, "items"):
         return {k: _mask_url_password(v) for k, v in value.items()}
     return _thaw(value)
+
+
+def _header_name_shown(name: str) -> str:
+    """A header name as it may be shown: cut at the first character no header name has,
+    because what follows a ':' or a space is often a value (``Authorization: Bearer <key>``)."""
+    for i, c in enumerate(name):
+        if not (c.isascii() and c.isprintable()) or c in _NOT_IN_HEADER_NAMES:
+            return name[:i] + "********"
+    return name
 
 
 def _is_secret_header(name: str) -> bool:
@@ -618,10 +630,11 @@ def _read_text(path: str, what: str, unreadable_ok: bool = False) -> str | None:
             data = f.read()
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
         return None
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path (only from a program)
         if unreadable_ok:
             return None
-        raise ConfigError(f"{path}: cannot read {what} ({e.strerror})") from None
+        reason = e.strerror if isinstance(e, OSError) else e
+        raise ConfigError(f"{_clip(path, 300)}: cannot read {what} ({reason})") from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -653,7 +666,7 @@ def _read_secrets_dir(path: str) -> dict[str, str]:
     """Secret files (Docker/Kubernetes style): file name = variable name, content = value."""
     try:
         names = os.listdir(path)
-    except OSError:
+    except (OSError, ValueError):  # ValueError: a NUL in the path (only from a program)
         return {}
     values = {}
     for name in names:
@@ -1001,6 +1014,19 @@ def _conda_values(environ: Mapping[str, str], home: str) -> list[tuple[str, Any,
 # -- Parsing and validation -----------------------------------------------------------------------
 
 
+def _clip(text: str, limit: int = 100) -> str:
+    """Some text as a message may quote it: one line of printable characters (others
+    escaped), at most ``limit`` of them. A 1 MB value must not become a 1 MB message."""
+    shown = text if text.isprintable() else repr(text)[1:-1]
+    return shown if len(shown) <= limit else shown[:limit] + "..."
+
+
+def _quoted(value: Any) -> str:
+    """``repr(value)`` for a message, clipped like _clip."""
+    shown = repr(value)
+    return shown if len(shown) <= 100 else shown[:100] + "..."
+
+
 def _bad(source: str, problem: str, fix: str) -> ConfigError:
     """The one shape of every configuration error: where, what, and what to do."""
     return ConfigError(f"{source}: {problem}. {fix}")
@@ -1011,7 +1037,7 @@ def _parse_bool(value: Any, source: str) -> bool:
         return value
     if isinstance(value, str) and value.strip().lower() in _TRUE_WORDS + _FALSE_WORDS:
         return value.strip().lower() in _TRUE_WORDS
-    raise _bad(source, f"{value!r} is not a boolean", "Use true or false (also 1/0, yes/no, on/off)")
+    raise _bad(source, f"{_quoted(value)} is not a boolean", "Use true or false (also 1/0, yes/no, on/off)")
 
 
 def _parse_json_dict(value: Any, source: str) -> Any:
@@ -1034,15 +1060,58 @@ def _normalize_domain(value: Any, source: str) -> str:
     Split by hand: urllib.parse costs more to import than api-key may spend in total.
     """
     if not isinstance(value, str):
-        raise _bad(source, f"{value!r} is not a domain name", "Give a host name like anaconda.com")
+        raise _bad(source, f"{_quoted(value)} is not a domain name", "Give a host name like anaconda.com")
     text = value.split("://", 1)[1] if value.startswith(("http://", "https://")) else value
     netloc = text
     for separator in "/?#":
         netloc = netloc.split(separator, 1)[0]
     if not netloc:
-        raise _bad(source, f"{value!r} does not look like a domain name",
+        raise _bad(source, f"{_quoted(value)} does not look like a domain name",
                    "Give a host name like anaconda.com")
+    problem = _domain_problem(netloc)
+    if problem:
+        # A user name may come with a password: such a value is never shown.
+        shown = "the value" if "@" in netloc else _quoted(value)
+        raise _bad(source, f"{shown} is not a domain name: {problem}",
+                   "Give a host name like anaconda.com, with a :port if needed")
     return netloc
+
+
+def _domain_problem(netloc: str) -> str | None:
+    """Why ``host[:port]`` cannot be a site's domain, or None. Checked when the value is read:
+    a value URL parsers read differently (``evil.test@anaconda.com`` holds a user name, ``a\\b``
+    a backslash) is refused then, instead of reaching the URL parser at request time."""
+    if "@" in netloc:
+        return "it holds a user name ('@'); a site's domain is only a host"
+    if netloc.startswith("["):
+        host, bracket, rest = netloc[1:].partition("]")
+        if not bracket or not _is_ipv6(host):
+            return "an IPv6 address is written in brackets, like [::1]:8443"
+        if rest and not rest.startswith(":"):
+            return "only a :port may follow the brackets"
+    else:
+        host, _, _ = netloc.partition(":")
+        rest = netloc[len(host):]
+        if rest.count(":") > 1:
+            return "an IPv6 address is written in brackets, like [::1]:8443"
+        if not host or any(not c.isprintable() or c.isspace() or c in "\\[]%" for c in host):
+            return "it has characters a host name never has"
+    if len(host) > 253:
+        return "it is longer than any host name (253 characters)"
+    port = rest[1:]
+    if rest and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return "the port must be a number from 1 to 65535"
+    return None
+
+
+def _is_ipv6(text: str) -> bool:
+    import ipaddress  # only for a bracketed domain: rare, and api-key must start fast
+
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _parse_field(name: str, raw: Any, source: str) -> Any:
@@ -1067,7 +1136,7 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
         try:
             return float(raw)
         except (TypeError, ValueError):
-            raise _bad(source, f"{raw!r} is not a number", "Give a number of seconds") from None
+            raise _bad(source, f"{_quoted(raw)} is not a number", "Give a number of seconds") from None
     if kind == "ssl":
         return _parse_ssl_verify(raw, source)
     if kind == "days":
@@ -1076,13 +1145,19 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
         except (TypeError, ValueError):
             days = -1
         if isinstance(raw, (bool, float)) or days < 0:
-            raise _bad(source, f"{raw!r} is not a number of days",
+            raise _bad(source, f"{_quoted(raw)} is not a number of days",
                        "Give a whole number of days, like 30 (0 turns the warning off)")
         return days
     if not isinstance(raw, str):
-        raise _bad(source, f"{raw!r} is not a string", "Quote the value")
+        shown = f"a {type(raw).__name__}" if name in _SECRET_FIELDS else _quoted(raw)  # no secret
+        raise _bad(source, f"{shown} is not a string", "Quote the value")
+    if name in _PATH_FIELDS and ("\0" in raw or len(raw) > 4096):
+        # open() would raise ValueError for the NUL (a .env file can hold one), and the
+        # error of a 1 MB path would be 1 MB long.
+        raise _bad(source, "is not a file path (it holds a NUL character or is longer than "
+                   "4096 characters)", "Give the path of a file")
     if kind == "storage" and raw not in ("anaconda-keyring", "system"):
-        raise _bad(source, f"{raw!r} is not a token storage",
+        raise _bad(source, f"{_quoted(raw)} is not a token storage",
                    "Use 'anaconda-keyring' (the file ~/.anaconda/keyring) or 'system'")
     if kind == "domain" or (kind == "optdomain" and raw != ""):
         return _normalize_domain(raw, source)
@@ -1096,7 +1171,7 @@ def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
     if isinstance(raw, bool):
         return raw
     if not isinstance(raw, str):
-        raise _bad(source, f"{raw!r} must be a boolean or a string",
+        raise _bad(source, f"{_quoted(raw)} must be a boolean or a string",
                    "Use true, false, \"truststore\" or the path of a CA bundle")
     word = raw.strip().lower()
     if word in _TRUE_WORDS + _FALSE_WORDS:
@@ -1104,7 +1179,7 @@ def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
     if word == "truststore":
         return "truststore"
     if not os.path.exists(os.path.expanduser(raw)):
-        raise _bad(source, f"the CA bundle {raw!r} does not exist",
+        raise _bad(source, f"the CA bundle {_quoted(raw)} does not exist",
                    "Give the path of an existing PEM file or directory, true, false or truststore")
     return raw
 
@@ -1182,7 +1257,7 @@ def _select_site(
         found = _lookup_site(sites, requested_site, config_path)
         if found is None and requested_site != DEFAULT_DOMAIN:
             raise UnknownSiteName(
-                f"The site name {requested_site} has not been configured in {config_path}. "
+                f"The site name {_clip(requested_site)} has not been configured in {config_path}. "
                 f"List the sites with: {CLI_NAME} sites list"
             )
         return found
@@ -1194,7 +1269,7 @@ def _select_site(
         found = _lookup_site(sites, default_site, config_path)
         if found is None and default_site != DEFAULT_DOMAIN:
             raise UnknownSiteName(
-                f"The site or domain {default_site} has not been configured in {config_path}. "
+                f"The site or domain {_clip(default_site)} has not been configured in {config_path}. "
                 f"Fix default_site there (or ANACONDA_DEFAULT_SITE), or add the site."
             )
         return found
@@ -1215,7 +1290,7 @@ def _configured_sites(
         if key == "":
             for name, table in _parse_json_dict(value, f"environment variable {var}").items():
                 if not isinstance(table, dict):
-                    raise _bad(f"environment variable {var}", f"site {name!r} is not an object",
+                    raise _bad(f"environment variable {var}", f"site {_quoted(name)} is not an object",
                                'Give {"<name>": {"domain": "..."}}')
                 sites.setdefault(name, {}).update(table)
         elif key.startswith("__") and key.count("__") >= 2:
@@ -2295,9 +2370,10 @@ def _check_headers(headers: Mapping[str, str], source: str) -> None:
     for name, value in headers.items():
         if not isinstance(name, str) or not isinstance(value, str):
             raise ConfigError(f"{source}: header names and values must be strings")
-        if not name or any(not (c.isascii() and c.isprintable()) or c in ' :()<>@,;"/[]?={}'
-                           for c in name):
-            raise ConfigError(f"{source}: {name!r} is not a valid header name.")
+        shown = _header_name_shown(name)
+        if not name or shown != name:
+            raise ConfigError(f"{source}: {shown!r} is not a valid header name (a header name is "
+                              "a single word like X-Header; give its value separately).")
         if any(c < " " and c != "\t" or c == "\x7f" for c in value):
             raise ConfigError(f"{source}: the header {name!r} contains a line break or a control "
                               "character. Remove it.")
@@ -2356,9 +2432,12 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
     configured (no expiry check, as the reference), or stored and unexpired. A missing or
     expired stored key sends nothing and raises nothing."""
     if api_key:
-        return api_key, _KeyNote(config, api_key, "the api_key argument")
+        return _sendable(api_key, "the api_key argument", ConfigError), _KeyNote(
+            config, api_key, "the api_key argument")
     if config.api_key:
-        return config.api_key, _KeyNote(config, config.api_key, str(_configured_key_source(config)))
+        source = str(_configured_key_source(config))
+        return _sendable(config.api_key, source, ConfigError), _KeyNote(
+            config, config.api_key, source)
     try:
         stored, where = _find_api_key(config)
     except StorageError as e:
@@ -2373,7 +2452,18 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
         return None, _KeyNote(config, None, where, f"The API key from {where} expired on "
                               f"{expiry.date}, so none was sent. {fix}")
     _warn_if_expiring(config, stored, where, expiry)
-    return stored, _KeyNote(config, stored, where)
+    return _sendable(stored, where, StorageError), _KeyNote(config, stored, where)
+
+
+def _sendable(key: str, source: str, error: type[AnacondaAuthError]) -> str:
+    """``key`` if it can go in an Authorization header; else an error naming where it came
+    from. http.client would refuse a line break with a ValueError that quotes the header, key
+    included, and a NUL would go out as is."""
+    if any(c < " " or "\x7f" <= c <= "\x9f" or c > "\xff" for c in key):
+        raise error(f"The API key from {source} contains a line break, a control character or a "
+                    "character HTTP headers cannot carry, so it was not sent. Check that the "
+                    "key was copied whole and alone.")
+    return key
 
 
 # -- TLS and proxies ------------------------------------------------------------------------------
@@ -5350,6 +5440,10 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.showwarning = _show_warning
+    if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
+        # A value from the environment or a file name that is not UTF-8 is printed as the
+        # bytes it was, not turned into an UnicodeEncodeError (as the UTF-8 mode does).
+        sys.stdout.reconfigure(errors="surrogateescape")
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

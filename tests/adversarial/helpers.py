@@ -265,3 +265,111 @@ class Mount:
         if subprocess.run(["umount", str(self.directory)], capture_output=True,
                           check=False).returncode != 0:
             subprocess.run(["umount", "-l", str(self.directory)], capture_output=True, check=False)
+
+
+# ------------------------------------------------------------------------------------------
+# Secrets and where they may show up (the leak matrix and the bad-input sweep)
+# ------------------------------------------------------------------------------------------
+
+
+def new_key(kind: str = "jwt") -> str:
+    """A fresh API key for one test: a JWT valid for a year (``jwt``), or an opaque key with
+    the characters URL encoding and base64 change (``opaque``), so each encoded form differs."""
+    import secrets
+    import time
+
+    if kind == "opaque":
+        return "ak+" + base64.b64encode(secrets.token_bytes(24)).decode() + "/=" + secrets.token_hex(4)
+
+    def part(obj: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    now = int(time.time())
+    claims = {"sub": "leak-" + secrets.token_hex(8), "exp": now + 365 * 86400, "iat": now}
+    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.{secrets.token_urlsafe(32)}"
+
+
+def secret_forms(secret: str) -> list[bytes]:
+    """The byte strings that betray ``secret``: itself, URL-encoded (both ways), and base64 /
+    URL-safe base64 at each of the three alignments it can have inside a longer encoded text
+    (``Bearer <key>`` in a Basic header, a stored token); the edge characters that depend on
+    the neighbours are cut off."""
+    from urllib.parse import quote, quote_plus
+
+    forms = {secret.encode(), quote(secret, safe="").encode(), quote_plus(secret).encode()}
+    for pad in ("", "x", "xx"):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode((pad + secret).encode())
+            start = (len(pad) * 4 + 2) // 3
+            forms.add(encoded[start:-4])
+    return [form for form in forms if len(form) >= 16]
+
+
+def leaks(secret: str, **channels: Any) -> list[str]:
+    """The names of the channels (bytes, text, or lists of them) holding any form of
+    ``secret``; empty when none does."""
+    forms = secret_forms(secret)
+    found = []
+    for name, data in channels.items():
+        items = data if isinstance(data, (list, tuple)) else [data]
+        blob = b"\n".join(x if isinstance(x, bytes) else str(x).encode("utf-8", "surrogateescape")
+                          for x in items)
+        if any(form in blob for form in forms):
+            found.append(name)
+    return found
+
+
+def recorded_bytes(server: Any) -> bytes:
+    """Everything a tests.httpserver server was sent, as text: request lines, headers, bodies."""
+    out = []
+    for r in list(server.requests):
+        out.append(f"{r.method} {r.path}\n".encode())
+        out += [f"{k}: {v}\n".encode("utf-8", "surrogateescape") for k, v in r.headers.items()]
+        out.append(r.body)
+    return b"".join(out)
+
+
+_EXEC_HOOK = '''\
+# Written by tests/adversarial/helpers.py: logs every process this interpreter starts (PEP 578
+# audit events), so a test can check the argv of whatever the module launches.
+import json, os, sys
+
+_log = os.environ.get("ANACONDA_AUTH_TEST_EXEC_LOG")
+if _log:
+    def _hook(event, args):
+        if event in ("subprocess.Popen", "os.exec", "os.posix_spawn", "os.spawn", "os.system"):
+            with open(_log, "a", encoding="utf-8") as f:
+                f.write(json.dumps([event, repr(args)]) + "\\n")
+    sys.addaudithook(_hook)
+'''
+
+
+def exec_logging_env(directory: Path) -> tuple[dict[str, str], Path]:
+    """Env additions that make a CLI run log the argv of every process it starts (a
+    sitecustomize with an audit hook, first on PYTHONPATH), and the log's path."""
+    hook_dir = directory / "exec-hook"
+    hook_dir.mkdir(exist_ok=True)
+    (hook_dir / "sitecustomize.py").write_text(_EXEC_HOOK, encoding="utf-8")
+    log = directory / "exec.log"
+    return {"PYTHONPATH": f"{hook_dir}{os.pathsep}{ROOT}", "ANACONDA_AUTH_TEST_EXEC_LOG": str(log)}, log
+
+
+def exec_log(path: Path) -> list[tuple[str, str]]:
+    """(event, repr of its arguments) for every process start logged at ``path``."""
+    if not path.exists():
+        return []
+    return [tuple(json.loads(line)) for line in path.read_text(encoding="utf-8").splitlines()]  # type: ignore[misc]
+
+
+class QuietRecordingProxy(RecordingProxy):
+    """A RecordingProxy whose CONNECT to a closed loopback port is answered (502) instead of
+    ending its thread with an exception (the bad-input sweep tries such ports on purpose)."""
+
+    def _handle(self, conn: socket.socket) -> None:
+        try:
+            super()._handle(conn)
+        except OSError:
+            try:
+                conn.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            except OSError:
+                pass
