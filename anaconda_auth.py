@@ -345,6 +345,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     # before a key expires to start saying so (0: never).
     "login_timeout": ("float", 300.0),
     "expiry_warning_days": ("days", 30),
+    # Ours: false never launches a browser, as --no-browser (CI images, installers).
+    "open_browser": ("bool", True),
 }
 _DICT_KINDS = ("dict", "headers", "keyring")
 _SECRET_FIELDS = ("api_key", "keyring")
@@ -387,6 +389,7 @@ class Config:
     env_manager_version: str | None
     login_timeout: float
     expiry_warning_days: int
+    open_browser: bool
     sources: Mapping[str, str]
     config_path: str
 
@@ -2787,36 +2790,100 @@ class _Terminal:
         return bool(getattr(self.stdin, "isatty", lambda: False)())
 
 
-def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
-    """Why launching a browser here could hang or go to the wrong machine; None when fine.
+_WSL_LAUNCHERS = ("wslview", "explorer.exe")  # wslu's opener first; explorer.exe is always there
 
-    An explicit BROWSER is the user's choice and always honoured.
+
+def _choose_browser(
+    environ: Mapping[str, str], *, stdin_tty: bool, proc_version: str,
+    which: Callable[[str], str | None], default_browser: Callable[[], str | None],
+    allowed: bool = True, platform: str = sys.platform,
+) -> tuple[str, str]:
+    """How to show the user a URL, decided from what it is given alone (tests pass it all):
+    ("webbrowser", "") for Python's webbrowser (which honours BROWSER), ("command", path) for
+    a WSL launcher, or ("none", why) when launching could hang or go to the wrong machine.
+
+    ``which`` finds an executable on PATH; ``default_browser`` names what webbrowser would
+    start (None: nothing), asked only when it matters; ``proc_version`` is /proc/version.
     """
-    if environ.get("BROWSER"):
-        return None
+    if not allowed:  # --no-browser, open_browser = false: nothing launched, nothing to explain
+        return "none", "opening a browser is turned off"
+    if environ.get("BROWSER"):  # the user's explicit choice, TTY or not
+        return "webbrowser", ""
     if environ.get("SSH_CONNECTION") or environ.get("SSH_TTY"):
-        return "this is an SSH session"
-    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (
-        environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")
-    ):
-        return "there is no graphical display"
-    if not sys.stdin.isatty():
-        return "this is not an interactive terminal"
+        return "none", "this is an SSH session"
+    # WSL runs without DISPLAY, yet the Windows desktop can show a page: wslview (wslu) or
+    # explorer.exe hand the URL to Windows' default browser.
+    wsl = "microsoft" in proc_version.lower() or bool(environ.get("WSL_DISTRO_NAME"))
+    display = bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+    if wsl:
+        launcher = next(filter(None, map(which, _WSL_LAUNCHERS)), None)
+        if launcher:
+            return ("command", launcher) if stdin_tty else (
+                "none", "this is not an interactive terminal")
+        if not launcher and not display:
+            return "none", ("this is WSL and neither wslview nor explorer.exe was found on PATH "
+                            "(install wslu for wslview)")
+    if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not display:
+        return "none", "there is no graphical display"
+    if not stdin_tty:
+        return "none", "this is not an interactive terminal"
+    name = default_browser()
+    if name is None:
+        return "none", "no web browser was found"
+    if name in _CONSOLE_BROWSERS:  # Python waits on console browsers, which take the terminal
+        return "none", f"the only browser is the console browser {name}"
+    return "webbrowser", ""
+
+
+def _webbrowser_default() -> str | None:
+    """The program Python's webbrowser would start (its base name), None when it has none."""
     import webbrowser
 
     try:
         browser = webbrowser.get()
     except webbrowser.Error:
-        return "no web browser was found"
-    name = os.path.basename(str(getattr(browser, "name", "") or ""))
-    if name in _CONSOLE_BROWSERS:  # Python waits on console browsers, which take the terminal
-        return f"the only browser is the console browser {name}"
-    return None
+        return None
+    return os.path.basename(str(getattr(browser, "name", "") or "")) or type(browser).__name__
+
+
+def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[str, str]:
+    """_choose_browser with this process's terminal, /proc/version and PATH."""
+    import shutil
+
+    try:
+        with open("/proc/version", encoding="utf-8", errors="replace") as f:
+            proc_version = f.read(4096)
+    except OSError:
+        proc_version = ""
+    stdin = sys.stdin
+    stdin_tty = bool(stdin is not None and not stdin.closed and stdin.isatty())
+    return _choose_browser(
+        environ, stdin_tty=stdin_tty, proc_version=proc_version, allowed=allowed,
+        which=lambda name: shutil.which(name, path=environ.get("PATH")),
+        default_browser=_webbrowser_default)
+
+
+def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
+    """Why no browser is launched here; None when one can be."""
+    how, why = _browser_choice(environ)
+    return why if how == "none" else None
 
 
 def _open_browser(url: str) -> bool:
     """Open ``url`` in a graphical browser when one can be used; never a console browser."""
-    if _browser_unusable_reason(os.environ) is not None:
+    how, launcher = _browser_choice(os.environ)
+    if how == "command":
+        import subprocess
+
+        try:
+            done = subprocess.run([launcher, url], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  timeout=15, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        # explorer.exe exits 1 even when it has handed the URL on; only wslview's status says.
+        return done.returncode == 0 or os.path.basename(launcher) == "explorer.exe"
+    if how != "webbrowser":
         return False
     import webbrowser
 
@@ -3358,7 +3425,8 @@ def login(
     InvalidTokenError, a network failure NetworkError, and nothing is stored. Otherwise, unless
     ``force``, an unexpired key already available is returned as is; else the interactive
     OpenID Connect login runs (``flow`` is "device" or "browser"; default from
-    ``use_device_flow``). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
+    ``use_device_flow``; ``open_browser=False``, or the ``open_browser = false`` setting, never
+    launches a browser). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
     whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
     outside world; they default to the process's own.
 
@@ -3390,8 +3458,9 @@ def login(
             _warn_if_expiring(config, existing, where)
             return existing
     terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr)
-    return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout,
-                              terminal=terminal)
+    # The open_browser setting (false for CI images and installers) is --no-browser as a setting.
+    return _interactive_login(config, flow=flow, open_browser=open_browser and config.open_browser,
+                              timeout=timeout, terminal=terminal)
 
 
 _MAX_KEY_LENGTH = 64 * 1024  # far above any real key; what --with-token reads from stdin at most
@@ -4556,7 +4625,7 @@ _HIDDEN_SITE_FIELDS = (
     "api_key", "auth_domain_override", "client_id", "hash_hostname", "keyring", "keyring_path",
     "preferred_token_storage", "login_success_path", "login_error_path", "openid_config_path",
     "oidc_request_headers", "redirect_uri", "env_manager_channel", "env_manager_package",
-    "env_manager_version", "login_timeout", "expiry_warning_days",
+    "env_manager_version", "login_timeout", "expiry_warning_days", "open_browser",
 )
 
 

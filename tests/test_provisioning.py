@@ -12,6 +12,8 @@ port, never an outside address.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -372,3 +374,157 @@ def test_401_messages_say_what_happened_to_which_key_in_request_whoami_and_the_c
     assert source in line and fix in line and key not in line, line
     assert says in line or (state == "expired" and "expired on" in line) or (
         state == "missing" and "no API key" in line), line
+
+
+# ==========================================================================================
+# Never open a browser, as a setting; WSL
+# ==========================================================================================
+
+LINUX = "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12) #1 SMP Debian"
+WSL = "Linux version 5.15.153.1-microsoft-standard-WSL2 (root@941d701f84f1) (gcc (GCC) 11.2.0) #1 SMP"
+SSH = {"SSH_CONNECTION": "10.0.0.1 50000 10.0.0.2 22"}
+
+BROWSER_TABLE = {
+    # case: (environ, stdin is a TTY, /proc/version, executables on PATH, webbrowser's default,
+    #        allowed (not --no-browser / open_browser = false), platform, expected (how, detail))
+    "graphical desktop": ({"DISPLAY": ":0"}, True, LINUX, (), "firefox", True, "linux", ("webbrowser", "")),
+    "wayland desktop": ({"WAYLAND_DISPLAY": "wayland-0"}, True, LINUX, (), "firefox", True, "linux", ("webbrowser", "")),
+    "ssh session": ({"DISPLAY": ":0", **SSH}, True, LINUX, (), "firefox", True, "linux", ("none", "this is an SSH session")),
+    "ssh tty": ({"DISPLAY": ":0", "SSH_TTY": "/dev/pts/3"}, True, LINUX, (), "firefox", True, "linux", ("none", "this is an SSH session")),
+    "no display": ({}, True, LINUX, (), "firefox", True, "linux", ("none", "there is no graphical display")),
+    "not a terminal": ({"DISPLAY": ":0"}, False, LINUX, (), "firefox", True, "linux", ("none", "this is not an interactive terminal")),
+    "console browser only": ({"DISPLAY": ":0"}, True, LINUX, (), "lynx", True, "linux",
+                             ("none", "the only browser is the console browser lynx")),
+    "no browser at all": ({"DISPLAY": ":0"}, True, LINUX, (), None, True, "linux", ("none", "no web browser was found")),
+    "explicit BROWSER over SSH, no terminal, no display": ({"BROWSER": "mybrowser %s", **SSH}, False, LINUX, (), None, True,
+                                                           "linux", ("webbrowser", "")),
+    "macOS has no DISPLAY": ({}, True, "", (), "MacOSXOSAScript", True, "darwin", ("webbrowser", "")),
+    "WSL (/proc/version) with wslview and explorer.exe": ({}, True, WSL, ("wslview", "explorer.exe"), None, True, "linux",
+                                                         ("command", "/usr/bin/wslview")),
+    "WSL_DISTRO_NAME with explorer.exe only": ({"WSL_DISTRO_NAME": "Ubuntu"}, True, LINUX, ("explorer.exe",), None, True,
+                                               "linux", ("command", "/usr/bin/explorer.exe")),
+    "WSL without wslview or explorer.exe": ({"WSL_DISTRO_NAME": "Ubuntu"}, True, WSL, (), None, True, "linux",
+                                            ("none", "this is WSL and neither wslview nor explorer.exe was found on PATH")),
+    "WSLg display without launchers": ({"WSL_DISTRO_NAME": "Ubuntu", "DISPLAY": ":0"}, True, WSL, (), "firefox", True,
+                                       "linux", ("webbrowser", "")),
+    "WSL over SSH": ({"WSL_DISTRO_NAME": "Ubuntu", **SSH}, True, WSL, ("wslview",), None, True, "linux",
+                     ("none", "this is an SSH session")),
+    "WSL, not a terminal": ({"WSL_DISTRO_NAME": "Ubuntu"}, False, WSL, ("wslview",), None, True, "linux",
+                            ("none", "this is not an interactive terminal")),
+    "WSL with BROWSER set": ({"WSL_DISTRO_NAME": "Ubuntu", "BROWSER": "wslview %s"}, True, WSL, ("wslview",), None, True,
+                             "linux", ("webbrowser", "")),
+    "open_browser = false": ({"DISPLAY": ":0"}, True, LINUX, (), "firefox", False, "linux", ("none", "opening a browser is turned off")),
+    "--no-browser beats BROWSER and WSL": ({"BROWSER": "x %s", "WSL_DISTRO_NAME": "Ubuntu"}, True, WSL, ("wslview",),
+                                           "firefox", False, "linux", ("none", "opening a browser is turned off")),
+}
+
+
+@pytest.mark.parametrize("case", list(BROWSER_TABLE))
+def test_the_browser_decision_table(case):
+    environ, tty, proc_version, found, default, allowed, platform, expected = BROWSER_TABLE[case]
+    asked = []
+
+    def default_browser():
+        asked.append(True)
+        return default
+
+    how, detail = aa._choose_browser(
+        environ, stdin_tty=tty, proc_version=proc_version, allowed=allowed, platform=platform,
+        which=lambda name: f"/usr/bin/{name}" if name in found else None, default_browser=default_browser)
+    assert how == expected[0], (how, detail)
+    assert detail.startswith(expected[1]), detail
+    # webbrowser (its import and its search of PATH) is asked only when its answer decides
+    assert bool(asked) == (case in ("graphical desktop", "wayland desktop", "console browser only",
+                                    "no browser at all", "macOS has no DISPLAY", "WSLg display without launchers"))
+
+
+def _fake_programs(tmp_path: Path, names: list[str], log: Path, then: str = "exit 0") -> Path:
+    """Real executables that record their name and argv in ``log``, then run ``then``."""
+    import shlex
+    import stat
+
+    bindir = tmp_path / "fakebin"
+    bindir.mkdir(exist_ok=True)
+    for name in names:
+        script = bindir / name
+        script.write_text(f'#!/bin/sh\nprintf "%s\\n" "$(basename "$0") $*" >> {shlex.quote(str(log))}\n{then}\n')
+        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    return bindir
+
+
+@pytest.mark.parametrize("how", ["--no-browser", "ANACONDA_AUTH_OPEN_BROWSER=0", "[plugin.auth]", "[sites.X]"])
+def test_open_browser_false_does_what_no_browser_does(oidc_provider, anaconda_api, test_ca, tmp_path, how):
+    from tests.test_login import PtyCLI
+
+    log = tmp_path / "launched.log"
+    bindir = _fake_programs(tmp_path, ["firefox", "xdg-open"], log)
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, PATH=str(bindir), DISPLAY=":0", TERM="xterm")
+    args = ["login", "--browser"]
+    config_toml = Path(env["HOME"]) / ".anaconda" / "config.toml"
+    config_toml.parent.mkdir(parents=True)
+    source = {"ANACONDA_AUTH_OPEN_BROWSER=0": "environment variable ANACONDA_AUTH_OPEN_BROWSER",
+              "[plugin.auth]": f"{config_toml} [plugin.auth] open_browser",
+              "[sites.X]": f"{config_toml} [sites.ci] open_browser"}.get(how)
+    if how == "--no-browser":
+        args.append(how)
+    elif how.startswith("ANACONDA_AUTH"):
+        env["ANACONDA_AUTH_OPEN_BROWSER"] = "0"
+    elif how == "[plugin.auth]":
+        config_toml.write_text("[plugin.auth]\nopen_browser = false\n")
+    else:
+        config_toml.write_text(f'[sites.ci]\ndomain = "{anaconda_api.domain}"\nopen_browser = false\n')
+    if source:
+        shown = json.loads(run_cli(["config", "--json"], env).stdout)["values"]["open_browser"]
+        assert shown == {"value": False, "source": source}
+        assert f"open_browser = false  # {source}" in run_cli(["config"], env).stdout
+    cli = PtyCLI(args, env)
+    try:
+        cli.expect(r"^    (https://\S+/auth\?\S+)$")
+        cli.expect("paste here")  # the listener waits: a launch would have come before the URL
+        assert "Open this URL in a browser" in cli.output and "Not opening a browser" not in cli.output
+        assert not log.exists(), log.read_text()
+        os.kill(cli.proc.pid, signal.SIGINT)
+        assert cli.finish() == 130
+    finally:
+        cli.close()
+
+
+@pytest.mark.parametrize("value, opens", [("1", True), ("yes", True), ("OFF", False), ("f", False)])
+def test_open_browser_booleans_are_parsed_as_everywhere(tmp_path, value, opens):
+    config = aa.resolve_config(environ={"ANACONDA_AUTH_OPEN_BROWSER": value}, home=str(tmp_path), cwd=str(tmp_path))
+    assert config.open_browser is opens
+
+
+def test_a_bad_open_browser_value_is_a_config_error_naming_the_variable(tmp_path):
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ANACONDA_AUTH_OPEN_BROWSER": "maybe"}
+    result = run_cli(["login"], env)
+    assert result.returncode == 2 and "ANACONDA_AUTH_OPEN_BROWSER" in _one_line(result.stderr), result.stderr
+
+
+def test_on_wsl_without_display_a_real_cli_login_launches_wslview(
+        oidc_provider, anaconda_api, test_ca, tmp_path, useragent_browser_env):
+    """A fake wslview (a real executable on PATH) records its argv and hands the URL to the stdlib
+    user agent, which approves the device login: the CLI logs in with WSL_DISTRO_NAME and no DISPLAY."""
+    import shlex
+
+    from tests.test_login import PtyCLI
+
+    log = tmp_path / "wslview.log"
+    agent = str(useragent_browser_env).removesuffix(" %s &")
+    bindir = _fake_programs(tmp_path, ["wslview"], log, then=f'exec {agent} "$1"')
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, **useragent_browser_env.env,
+               PATH=f"{bindir}:/usr/bin:/bin", WSL_DISTRO_NAME="Ubuntu", TERM="xterm")
+    del env["BROWSER"]
+    assert "DISPLAY" not in env and "WAYLAND_DISPLAY" not in env
+    cli = PtyCLI(["login", "--device"], env)
+    try:
+        cli.expect("A browser was opened for you to approve this login")
+        cli.expect(r"✓ Logged in to ", timeout=60)
+        assert cli.finish() == 0, cli.output
+    finally:
+        cli.close()
+    [line] = log.read_text().splitlines()
+    name, url = shlex.split(line)
+    assert name == "wslview" and url.startswith(f"https://127.0.0.1:{oidc_provider.port}/") and "user_code=" in url
+    useragent_browser_env.result()  # the user agent finished without an error (it raises otherwise)
+    assert run_cli(["api-key"], env).stdout.strip() == anaconda_api.issued_keys[-1]["api_key"]
