@@ -4803,8 +4803,15 @@ def _say_if_configured_key_wins(config: Config) -> None:
 
 def _cmd_logout(args: Any) -> int:
     config = _config_for(args)
+    stored = _load_stored_token(config)[0]
     if logout(config):
         _say(f"Logged out of {config.domain}.")
+        # Deleting our copy does not revoke the key: anyone holding a copy can still use it.
+        expiry = _KeyExpiry(str((stored or {}).get("api_key") or ""))
+        until = "" if expiry.at is None else f" (on {expiry.date})"
+        _say(f"The key itself stays valid on the server until it expires{until} or is revoked. "
+             f"To revoke it, go to your account settings at https://{config.domain} (Account "
+             "Settings, API Keys).")
     else:
         _say(f"No stored API key for {config.domain}; nothing to do.")
     return 0

@@ -528,3 +528,31 @@ def test_on_wsl_without_display_a_real_cli_login_launches_wslview(
     assert name == "wslview" and url.startswith(f"https://127.0.0.1:{oidc_provider.port}/") and "user_code=" in url
     useragent_browser_env.result()  # the user agent finished without an error (it raises otherwise)
     assert run_cli(["api-key"], env).stdout.strip() == anaconda_api.issued_keys[-1]["api_key"]
+
+
+# ==========================================================================================
+# Logout tells the truth
+# ==========================================================================================
+
+
+def test_logout_says_the_key_stays_valid_on_the_server_and_where_to_revoke_it(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice", expires_in=90 * 86400)
+    assert run_cli(["login", "--with-token"], env, input=key).returncode == 0
+    result = run_cli(["logout"], env)
+    assert result.returncode == 0 and result.stdout == "", result.stderr
+    assert result.stderr.splitlines() == [
+        f"Logged out of {anaconda_api.domain}.",
+        (f"The key itself stays valid on the server until it expires (on {_utc(aa.key_expiry(key))}) or is "
+        f"revoked. To revoke it, go to your account settings at https://{anaconda_api.domain} (Account "
+        "Settings, API Keys)."),
+    ]
+    assert key not in result.stderr
+    assert anaconda_api.domain not in json.loads(_stored(env) or b"{}").get("Anaconda Cloud", {})
+    assert run_cli(["api-key"], env).returncode == 3
+    # what the notice says: the server still accepts the deleted key
+    assert aa.request("GET", "/api/account", config=_config(env), api_key=key).ok
+    again = run_cli(["logout"], env)
+    assert again.returncode == 0 and again.stderr.splitlines() == [
+        f"No stored API key for {anaconda_api.domain}; nothing to do."]
