@@ -4881,6 +4881,87 @@ def _cmd_config(args: Any) -> int:
     return 0
 
 
+def _request_body(data: str) -> bytes | None:
+    """The bytes of ``-d JSON|@file|@-``, checked to be JSON; None after a usage error (said)."""
+    import json
+
+    where = "-d"
+    if data.startswith("@"):
+        where = f"-d {data}"
+        try:
+            if data == "@-":
+                body = sys.stdin.buffer.read()
+            else:
+                with open(data[1:], "rb") as f:
+                    body = f.read()
+        except OSError as e:
+            what = "standard input" if data == "@-" else f"the file {data[1:]}"
+            _say(f"error: {where}: cannot read {what}: {e.strerror or e}. Give a readable file.")
+            return None
+    else:
+        body = data.encode("utf-8", "surrogateescape")
+    try:
+        json.loads(body)
+    except ValueError as e:  # the position, never the text (it may hold a secret)
+        problem = f"{e.msg}: line {e.lineno} column {e.colno}" if isinstance(
+            e, json.JSONDecodeError) else "it is not UTF-8 text"
+        _say(f"error: {where}: not valid JSON ({problem}). -d sends a JSON document.")
+        return None
+    return body
+
+
+def _request_headers_given(raw_headers: list[str]) -> dict[str, str] | None:
+    """``-H 'Name: value'`` options as a dict; None after a usage error (said)."""
+    headers: dict[str, str] = {}
+    for raw in raw_headers:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip():
+            _say("error: a -H option has no 'Name:' part; write it as -H 'Name: value'.")
+            return None
+        headers[name.strip()] = value.strip()
+    try:
+        _check_headers(headers, "-H")
+    except ConfigError as e:
+        _say(f"error: {e}")
+        return None
+    return headers
+
+
+def _cmd_request(args: Any) -> int:
+    config = _config_for(args)
+    headers = _request_headers_given(args.header)
+    body = None if args.data is None else _request_body(args.data)
+    if headers is None or (args.data is not None and body is None):
+        return 2
+    if body is not None and "content-type" not in {name.lower() for name in headers}:
+        headers["Content-Type"] = "application/json"
+    method = args.method or ("POST" if body is not None else "GET")
+
+    def send() -> int:
+        response = request(method, args.url, config=config, auth=not args.no_auth,
+                           headers=headers, body=body)
+        if args.include:
+            _say(f"HTTP {response.status} {response.reason}".rstrip())
+            for name, value in response.headers.items():
+                _say(f"{name}: {value}")
+            _say("")
+        if response.status in (401, 403) and response.error_code() == "auth_required":
+            response.raise_for_status()  # login required (3), said with which key and why
+        sys.stdout.flush()
+        sys.stdout.buffer.write(response.body)
+        sys.stdout.flush()
+        if response.ok:
+            return 0
+        _say(f"error: {method} {response.url} answered HTTP {response.status} "
+             f"{response.reason}".rstrip())
+        return 1
+
+    try:
+        return send()
+    except _LOGIN_ERRORS as e:
+        return _offer_login(config, e, send)
+
+
 def _cmd_sites_list(args: Any) -> int:
     sources = _Sources(os.environ, None, None)  # every file read once, not once a site
     names, default, _ = _site_names(sources)
@@ -5155,6 +5236,19 @@ def _build_parser() -> Any:
     shape.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the default
     status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
     status.add_argument("--json", action="store_true", help="print JSON")
+    req = command("request", _cmd_request,
+                  "send a request to the site with its API key; the body goes to stdout")
+    req.add_argument("-X", "--request", dest="method", metavar="METHOD", type=str.upper,
+                     help="the HTTP method (default: GET, or POST with -d)")
+    req.add_argument("-d", "--data", metavar="JSON|@FILE|@-",
+                     help="send this JSON (from FILE, or standard input with @-) as the body")
+    req.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                     help="add a header (repeatable)")
+    req.add_argument("--no-auth", action="store_true", help="send no API key")
+    req.add_argument("-i", "--include", action="store_true",
+                     help="print the status line and headers to stderr")
+    req.add_argument("url", metavar="PATH_OR_URL",
+                     help="a path on the site (/api/account) or a whole URL")
     config = command("config", _cmd_config, "show resolved settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON")
     sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites",

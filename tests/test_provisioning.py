@@ -217,7 +217,7 @@ def test_every_command_warns_once_on_stderr_when_the_key_expires_within_30_days(
     login = run_cli(["login", "--with-token"], env, input=key)
     assert login.returncode == 0, login.stderr
     date = _utc(aa.key_expiry(key))
-    for command in (["api-key"], ["status"], ["whoami"], ["login"]):
+    for command in (["api-key"], ["status"], ["whoami"], ["login"], ["request", "/api/account"]):
         result = run_cli(command, env)
         assert result.returncode == 0, result.stderr
         [line] = _warnings(result.stderr)
@@ -556,3 +556,153 @@ def test_logout_says_the_key_stays_valid_on_the_server_and_where_to_revoke_it(
     again = run_cli(["logout"], env)
     assert again.returncode == 0 and again.stderr.splitlines() == [
         f"No stored API key for {anaconda_api.domain}; nothing to do."]
+
+
+# ==========================================================================================
+# The request command
+# ==========================================================================================
+
+
+def _logged_in(tmp_path: Path, oidc_provider: Any, anaconda_api: Any, test_ca: Any, **extra: str) -> tuple[dict[str, str], str]:
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, **extra)
+    key = anaconda_api.issue_key("alice")
+    assert run_cli(["login", "--with-token"], env, input=key).returncode == 0
+    return env, key
+
+
+def run_cli_bytes(args: list[str], env: dict[str, str], input: bytes | None = None) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "anaconda_auth", *args], env=env, cwd=env["HOME"], input=input,
+                          stdin=None if input is not None else subprocess.DEVNULL, capture_output=True,
+                          timeout=90, check=False)
+
+
+def _echo(request: Any) -> tuple[int, dict[str, str], bytes]:
+    """The stand-in's echo route: what arrived, as JSON; a body that is not JSON comes back raw."""
+    seen = {"method": request.method, "path": request.path, "content_type": request.headers.get("Content-Type"),
+            "authorization": request.headers.get("Authorization"), "x_trace": request.headers.get("X-Trace"),
+            "body": request.body.decode("utf-8", "replace")}
+    return 201, {"Content-Type": "application/json", "X-Echo": "yes"}, json.dumps(seen).encode()
+
+
+def test_request_get_prints_the_json_body_as_received(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env, key = _logged_in(tmp_path, oidc_provider, anaconda_api, test_ca)
+    raw = b'{"b": 1,\n  "a": "\xc3\xa9"}'  # not re-serialised: key order, spacing and UTF-8 as sent
+    anaconda_api.route("GET", "/api/raw", (200, {"Content-Type": "application/json"}, raw))
+    result = run_cli_bytes(["request", "/api/raw"], env)
+    assert result.returncode == 0 and result.stdout == raw and result.stderr == b"", result.stderr
+    account = run_cli_bytes(["request", "/api/account"], env)
+    assert account.returncode == 0 and json.loads(account.stdout)["user"]["username"] == "alice"
+    assert anaconda_api.requests[-1].headers["Authorization"] == f"Bearer {key}"
+    assert key.encode() not in account.stdout + account.stderr
+
+
+def test_request_post_with_data_inline_from_a_file_and_from_stdin(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env, key = _logged_in(tmp_path, oidc_provider, anaconda_api, test_ca)
+    anaconda_api.route("*", "/api/echo", _echo)
+    document = '{"name": "ci", "tags": ["a", "b"]}'
+    body_file = tmp_path / "body.json"
+    body_file.write_text(document)
+    for args, stdin in ((["-d", document], None), (["-d", f"@{body_file}"], None), (["-d", "@-"], document.encode()),
+                        (["--data", document, "-X", "put"], None)):
+        result = run_cli_bytes(["request", *args, "/api/echo?x=1"], env, input=stdin)
+        assert result.returncode == 0, result.stderr
+        seen = json.loads(result.stdout)
+        assert seen == {"method": "PUT" if "put" in args else "POST", "path": "/api/echo?x=1",
+                        "content_type": "application/json", "authorization": f"Bearer {key}", "x_trace": None,
+                        "body": document}, args
+
+
+def test_request_headers_and_include(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env, _ = _logged_in(tmp_path, oidc_provider, anaconda_api, test_ca)
+    anaconda_api.route("*", "/api/echo", _echo)
+    result = run_cli_bytes(["request", "-i", "-H", "X-Trace: abc 123", "-H", "Content-Type: application/vnd.x+json",
+                            "-d", "[]", "-X", "PATCH", "/api/echo"], env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert (seen["method"], seen["x_trace"], seen["content_type"]) == ("PATCH", "abc 123", "application/vnd.x+json")
+    lines = result.stderr.decode().splitlines()
+    assert lines[0] == "HTTP 201 Created" and "X-Echo: yes" in lines and "Content-Type: application/json" in lines
+    assert lines[-1] == ""
+    assert result.stdout.decode() not in result.stderr.decode()  # body on stdout only
+
+
+def test_request_non_2xx_prints_the_body_and_exits_1(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env, _ = _logged_in(tmp_path, oidc_provider, anaconda_api, test_ca)
+    anaconda_api.route("GET", "/api/gone", (404, {"Content-Type": "application/json"}, b'{"error": "not here"}'))
+    result = run_cli_bytes(["request", "/api/gone"], env)
+    assert result.returncode == 1 and result.stdout == b'{"error": "not here"}'
+    assert _one_line(result.stderr.decode()) == f"error: GET {anaconda_api.url}/api/gone answered HTTP 404 Not Found"
+    anaconda_api.route("GET", "/api/forbidden", (403, {}, {"error": {"code": "forbidden"}}))
+    assert run_cli_bytes(["request", "/api/forbidden"], env).returncode == 1  # not a login problem
+
+
+@pytest.mark.parametrize("state", ["no key", "expired key", "revoked key"])
+def test_request_exits_3_when_a_login_is_needed(oidc_provider, anaconda_api, test_ca, tmp_path, state):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    if state == "expired key":
+        env["ANACONDA_AUTH_API_KEY"] = anaconda_api.issue_key("alice", expires_in=-60)
+    elif state == "revoked key":
+        key = anaconda_api.issue_key("alice")
+        assert run_cli(["login", "--with-token"], env, input=key).returncode == 0
+        anaconda_api.revoke(key)
+    result = run_cli(["request", "/api/account"], env)
+    assert result.returncode == 3 and result.stdout == "", result.stderr
+    line = _one_line(result.stderr)
+    assert {"no key": "No API key for", "expired key": "expired on", "revoked key": "was revoked"}[state] in line
+    assert "Traceback" not in line
+
+
+def test_request_no_auth_sends_no_key(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env, _ = _logged_in(tmp_path, oidc_provider, anaconda_api, test_ca)
+    anaconda_api.route("*", "/api/echo", _echo)
+    result = run_cli(["request", "--no-auth", "/api/echo"], env)
+    assert result.returncode == 0 and json.loads(result.stdout)["authorization"] is None
+    assert run_cli(["request", "--no-auth", "/api/account"], env).returncode == 3
+
+
+def test_request_to_another_origin_carries_no_key(oidc_provider, anaconda_api, test_ca, tmp_path, https_server):
+    env, _ = _logged_in(tmp_path, oidc_provider, anaconda_api, test_ca)
+    other = https_server()
+    other.route("*", "/echo", _echo)
+    result = run_cli(["request", "-d", "{}", f"{other.url}/echo"], env)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout)
+    assert seen["authorization"] is None and seen["method"] == "POST"
+    assert all("Authorization" not in r.headers for r in other.requests)
+
+
+def test_request_with_at_site(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env, _ = _logged_in(tmp_path, oidc_provider, anaconda_api, test_ca)
+    config_toml = Path(env["HOME"]) / ".anaconda" / "config.toml"
+    config_toml.write_text(f'[sites.api]\ndomain = "{anaconda_api.domain}"\n[sites.elsewhere]\n'
+                           f'domain = "127.0.0.1:{free_port()}"\n')
+    del env["ANACONDA_AUTH_DOMAIN"]
+    for args in (["--at", "api", "request", "/api/account"], ["request", "/api/account", "--at", "api"]):
+        result = run_cli(args, env)
+        assert result.returncode == 0 and json.loads(result.stdout)["user"]["username"] == "alice", result.stderr
+    elsewhere = run_cli(["request", "--at", "elsewhere", "/api/account"], env)
+    assert elsewhere.returncode == 1 and "could not connect" in _one_line(elsewhere.stderr)
+
+
+@pytest.mark.parametrize("args, says", [
+    (["-H", "NoColon"], "write it as -H 'Name: value'"),
+    (["-H", ": value"], "write it as -H 'Name: value'"),
+    (["-H", "X-Bad\x01: v"], "is not a valid header name"),
+    (["-d", "{not json"], "-d: not valid JSON (Expecting property name enclosed in double quotes: line 1 column 2)"),
+    (["-d", "@missing.json"], "-d @missing.json: cannot read the file missing.json: No such file or directory"),
+    (["-d", "@bad.json"], "-d @bad.json: not valid JSON"),
+    (["-X"], "expected one argument"),
+    ([], "the following arguments are required: PATH_OR_URL"),
+])
+def test_request_usage_errors_exit_2_with_one_line(tmp_path, args, says):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "bad.json").write_text('{"secret-looking": ')
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "ANACONDA_AUTH_DOMAIN": f"127.0.0.1:{free_port()}"}
+    result = run_cli(["request", *args] + (["/api/x"] if args and args != ["-X"] else []), env)
+    assert result.returncode == 2, result.stderr
+    assert says in _one_line(result.stderr) and "secret-looking" not in result.stderr
