@@ -2772,8 +2772,10 @@ class _Terminal:
         sleep: Callable[[float], None] = time.sleep,
         stdin: Any = None,
         stderr: Any = None,
+        quiet: bool = False,
     ) -> None:
         self.open_url = open_url or _open_browser
+        self.quiet = quiet
         self.clock = clock
         self.sleep = sleep
         self.stdin = stdin if stdin is not None else sys.stdin
@@ -2782,6 +2784,14 @@ class _Terminal:
     def say(self, text: str = "") -> None:
         self.stderr.write(text + "\n")
         self.stderr.flush()
+
+    def hint(self, text: str) -> None:
+        """What helps but is not needed to log in: not said when quiet."""
+        if not self.quiet:
+            self.say(text)
+
+    def shows_countdown(self) -> bool:
+        return self.is_tty() and not self.quiet
 
     def is_tty(self) -> bool:
         return bool(getattr(self.stderr, "isatty", lambda: False)())
@@ -2900,13 +2910,13 @@ def _open_or_explain(terminal: _Terminal, url: str, open_browser: bool) -> bool:
     if terminal.open_url(url):
         return True
     reason = _browser_unusable_reason(os.environ) or "it could not be started"
-    terminal.say(f"Not opening a browser ({reason}).")
+    terminal.hint(f"Not opening a browser ({reason}).")
     return False
 
 
 def _show_url(terminal: _Terminal, url: str, open_browser: bool) -> None:
     if _open_or_explain(terminal, url, open_browser):
-        terminal.say("A browser was opened. If it did not, open this URL yourself:")
+        terminal.hint("A browser was opened. If it did not, open this URL yourself:")
     else:
         terminal.say("Open this URL in a browser (on any machine):")
     terminal.say()
@@ -2940,7 +2950,7 @@ def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_b
     opened = _open_or_explain(
         terminal, grant.get("verification_uri_complete") or grant["verification_uri"],
         open_browser)
-    terminal.say("A browser was opened for you to approve this login." if opened else
+    terminal.hint("A browser was opened for you to approve this login." if opened else
                  "To log in, use a browser on this or any other device.")
     terminal.say("If it does not show the code below, open this URL:")
     terminal.say()
@@ -2963,7 +2973,7 @@ def _device_flow_poll(
         return _poll_until_approved(config, token_endpoint, device_code, terminal,
                                     interval=interval, expires_in=expires_in)
     finally:
-        if terminal.is_tty():  # end the countdown line, whatever happens next
+        if terminal.shows_countdown():  # end the countdown line, whatever happens next
             terminal.stderr.write("\r\033[K")
             terminal.stderr.flush()
 
@@ -3019,7 +3029,7 @@ def _wait_with_countdown(terminal: _Terminal, seconds: float, deadline: float) -
         now = terminal.clock()
         if now >= end:
             return
-        if terminal.is_tty():
+        if terminal.shows_countdown():
             left = int(max(deadline - now, 0))
             terminal.stderr.write(
                 f"\r\033[KWaiting for approval; the code expires in {left // 60}:{left % 60:02d} "
@@ -3416,6 +3426,7 @@ def login(
     open_url: Callable[[str], bool] | None = None,
     stdin: Any = None,
     stderr: Any = None,
+    quiet: bool = False,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3428,7 +3439,8 @@ def login(
     ``use_device_flow``; ``open_browser=False``, or the ``open_browser = false`` setting, never
     launches a browser). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
     whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
-    outside world; they default to the process's own.
+    outside world; they default to the process's own. ``quiet`` says only what the user must
+    act on (the URL, the code, the paste prompt): no hints, no countdown.
 
     The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
     login; ``use_device_flow`` is ``flow="device"`` (True) or ``flow="browser"`` (False);
@@ -3457,7 +3469,8 @@ def login(
         if existing and not _KeyExpiry(existing).expired:
             _warn_if_expiring(config, existing, where)
             return existing
-    terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr)
+    terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr,
+                         quiet=quiet)
     # The open_browser setting (false for CI images and installers) is --no-browser as a setting.
     return _interactive_login(config, flow=flow, open_browser=open_browser and config.open_browser,
                               timeout=timeout, terminal=terminal)
@@ -3560,7 +3573,7 @@ def _interactive_login(
     use_device = flow == "device" or (flow is None and config.use_device_flow)
     metadata = discover(config)
     if use_device and not metadata.get("device_authorization_endpoint"):
-        terminal.say(f"{config.auth_domain} offers no device login; using the browser instead.")
+        terminal.hint(f"{config.auth_domain} offers no device login; using the browser instead.")
         use_device = False
     if use_device:
         access_token = _device_flow(config, metadata, terminal, open_browser)
@@ -4637,8 +4650,21 @@ def _exit_code(error: BaseException) -> int:
     return 1
 
 
+class _Output:
+    """Whether this run is --quiet: then stderr carries errors only (no notices or warnings)."""
+
+    quiet = False
+
+
 def _say(message: str) -> None:
+    """An error, or what the user must answer or act on: said even with --quiet."""
     print(message, file=sys.stderr, flush=True)
+
+
+def _tell(message: str) -> None:
+    """A notice (success, hint, note): not said with --quiet."""
+    if not _Output.quiet:
+        _say(message)
 
 
 def _is_interactive() -> bool:
@@ -4669,7 +4695,7 @@ def _offer_login(config: Config, error: AnacondaAuthError, action: Callable[[], 
     """On a terminal, offer to log in when a command needs it, then run the command again."""
     if _key_is_configured(config):  # a login would store a key that is never used
         raise error
-    if not _is_interactive():
+    if _Output.quiet or not _is_interactive():
         raise error
     _say(f"{type(error).__name__}: {error}")
     if not _ask_yes_no("Continue with interactive login? [y/n]: "):
@@ -4752,13 +4778,13 @@ def _cmd_login_with_token(args: Any, config: Config) -> int:
     expiry = _KeyExpiry(key)
     until = ("expiry unknown" if expiry.at is None else f"the key expires on {expiry.date}")
     if account is None:
-        _say(f"✓ Stored the API key for {config.domain} without checking it with the server; "
+        _tell(f"✓ Stored the API key for {config.domain} without checking it with the server; "
              f"{until}.")
     else:
         user = account.get("user")
         user = user if isinstance(user, dict) else {}
         name = _printable(user.get("username") or user.get("email") or "?")
-        _say(f"✓ Logged in to {config.domain} as {name}; {until}.")
+        _tell(f"✓ Logged in to {config.domain} as {name}; {until}.")
     _say_if_configured_key_wins(config)
     return 0
 
@@ -4777,18 +4803,19 @@ def _cmd_login(args: Any) -> int:
     if existing and not expiry.expired and not args.force:
         _warn_if_expiring(config, existing, where, expiry)
         until = f" until {expiry.date}" if expiry.at is not None else ""
-        if not _is_interactive() or not _ask_yes_no(
+        if _Output.quiet or not _is_interactive() or not _ask_yes_no(
             f"You are already logged into Anaconda ({config.domain}){until}. "
             "Would you like to force a new login? [y/n] (n): "
         ):
-            _say(f"Already logged in to {config.domain}{until} (key from {where}). "
+            _tell(f"Already logged in to {config.domain}{until} (key from {where}). "
                  "Use --force to log in again.")
             return 0
     flow = "device" if args.device else "browser" if args.browser else None
-    key = login(config, force=True, flow=flow, open_browser=not args.no_browser)
+    key = login(config, force=True, flow=flow, open_browser=not args.no_browser,
+                quiet=_Output.quiet)
     expiry = _KeyExpiry(key)
-    _say(f"✓ Logged in to {config.domain}.")
-    _say("The API key's expiry is unknown." if expiry.at is None else
+    _tell(f"✓ Logged in to {config.domain}.")
+    _tell("The API key's expiry is unknown." if expiry.at is None else
          f"The API key expires on {expiry.date}.")
     _say_if_configured_key_wins(config)
     return 0
@@ -4797,7 +4824,7 @@ def _cmd_login(args: Any) -> int:
 def _say_if_configured_key_wins(config: Config) -> None:
     configured = _configured_key_source(config)
     if configured:
-        _say(f"Note: {configured} still sets the key that is used; unset it to use the stored "
+        _tell(f"Note: {configured} still sets the key that is used; unset it to use the stored "
              "one.")
 
 
@@ -4805,15 +4832,15 @@ def _cmd_logout(args: Any) -> int:
     config = _config_for(args)
     stored = _load_stored_token(config)[0]
     if logout(config):
-        _say(f"Logged out of {config.domain}.")
+        _tell(f"Logged out of {config.domain}.")
         # Deleting our copy does not revoke the key: anyone holding a copy can still use it.
         expiry = _KeyExpiry(str((stored or {}).get("api_key") or ""))
         until = "" if expiry.at is None else f" (on {expiry.date})"
-        _say(f"The key itself stays valid on the server until it expires{until} or is revoked. "
+        _tell(f"The key itself stays valid on the server until it expires{until} or is revoked. "
              f"To revoke it, go to your account settings at https://{config.domain} (Account "
              "Settings, API Keys).")
     else:
-        _say(f"No stored API key for {config.domain}; nothing to do.")
+        _tell(f"No stored API key for {config.domain}; nothing to do.")
     return 0
 
 
@@ -4984,7 +5011,7 @@ def _cmd_sites_list(args: Any) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if index == 0:
             print("  ".join("-" * width for width in widths))
-    _say(f"To view full site details use {CLI_NAME} sites show [name or domain]")
+    _tell(f"To view full site details use {CLI_NAME} sites show [name or domain]")
     return 0
 
 
@@ -5055,7 +5082,7 @@ def _site_option_values(args: Any, path: str) -> dict[str, Any] | None:
             continue
         if field in _SECRET_FIELDS:
             what = "API Key" if field == "api_key" else "Keyring contents"
-            _say(f"WARNING: Your {what} will be stored in {path} and may not be secure")
+            _tell(f"WARNING: Your {what} will be stored in {path} and may not be secure")
         if kind == "json":
             try:
                 value = json.loads(value)
@@ -5089,7 +5116,7 @@ def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDi
         new = edit(text or "")[0]  # a request that cannot be done fails before anything is touched
         if not args.yes:
             if new == (text or ""):
-                _say(f"No change to {path}")
+                _tell(f"No change to {path}")
                 return 0
             _print_config_diff(path, text, new)
             if args.yes is False:  # --dry-run
@@ -5098,10 +5125,10 @@ def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDi
                 _say(f"Nothing was written: not a terminal. Run again with --yes to write {path}.")
                 return 1
             if not _ask_yes_no("Confirm: [y/n]: "):
-                _say("Nothing was written.")
+                _tell("Nothing was written.")
                 return 0
         old, new, backup = _write_config_toml(path, edit, shown=None if args.yes else text or "")
-        _say(f"No change to {path}" if new == old else f"Updated {path}"
+        _tell(f"No change to {path}" if new == old else f"Updated {path}"
              + (f" (previous version: {backup})" if backup else ""))
         return 0
     except AnacondaAuthError as e:  # the request cannot be done (the reference's exit code 1)
@@ -5197,12 +5224,15 @@ def _build_parser() -> Any:
     parser.add_argument("--at", metavar="SITE", action="append",
                         help="site name or domain (default: default site)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="only data on stdout and errors on stderr: no notices or warnings")
     parser.add_argument("--version", "-V", action="version", version=f"anaconda_auth {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, handler: Callable[[Any], int], help: str, at: bool = True) -> Any:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
+        _add_quiet_argument(sub)
         if at:
             _add_at_argument(sub)
         return sub
@@ -5254,9 +5284,11 @@ def _build_parser() -> Any:
     sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites",
                     at=False)
     site_commands = sites.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
-    site_commands.add_parser("list", help="list the configured sites").set_defaults(
-        handler=_cmd_sites_list)
+    listing = site_commands.add_parser("list", help="list the configured sites")
+    listing.set_defaults(handler=_cmd_sites_list)
+    _add_quiet_argument(listing)
     show = site_commands.add_parser("show", help="show one site's resolved settings")
+    _add_quiet_argument(show)
     show.set_defaults(handler=_cmd_sites_show)
     show.add_argument("site", nargs="?", help="site name or domain (default: default site)")
     show.add_argument("--all", action="store_true", help="every site's raw table")
@@ -5266,10 +5298,12 @@ def _build_parser() -> Any:
                                 ("modify", _cmd_sites_modify, "change a site in config.toml")):
         edit = site_commands.add_parser(verb, help=text, description=text)
         edit.set_defaults(handler=handler)
+        _add_quiet_argument(edit)
         _add_site_arguments(edit, verb)
     remove = site_commands.add_parser("remove", help="remove a site from config.toml",
                                       description="remove a site from config.toml")
     remove.set_defaults(handler=_cmd_sites_remove)
+    _add_quiet_argument(remove)
     remove.add_argument("site", help="site name or domain")
     _add_write_arguments(remove)
     return parser
@@ -5283,8 +5317,18 @@ def _add_at_argument(parser: Any) -> None:
                         default=argparse.SUPPRESS, help="the site, as --at before the command")
 
 
+def _add_quiet_argument(parser: Any) -> None:
+    """``COMMAND --quiet``, as --quiet before the command; merged by _settle_at."""
+    import argparse
+
+    parser.add_argument("--quiet", "-q", dest="quiet_after", action="store_true",
+                        default=argparse.SUPPRESS, help="as --quiet before the command")
+
+
 def _settle_at(parser: Any, args: Any) -> None:
-    """One site from every --at (before and after the command) and ``sites show SITE``."""
+    """One site from every --at (before and after the command) and ``sites show SITE``; one
+    --quiet from either place."""
+    args.quiet = bool(args.quiet or getattr(args, "quiet_after", False))
     given = [*(args.at or ()), *getattr(args, "at_after", ())]
     if getattr(args, "site", None) is not None and getattr(args, "sites_command", None) == "show":
         given.append(args.site)
@@ -5336,15 +5380,16 @@ def _usage(parser: Any) -> int:
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     if not issubclass(category, DeprecationWarning):  # already said in one stderr line
-        _say(f"warning: {message}")
+        _tell(f"warning: {message}")
 
 
 def _parse_api_key_command(argv: list[str]) -> Any:
-    """``api-key`` with ``--at SITE`` before or after it (canonical argv), without argparse,
-    whose import and parser cost more than the rest of the command: api-key is what scripts
-    call in a loop. Anything else (or a doubtful --at) is left to argparse: None."""
+    """``api-key`` with ``--at SITE`` and ``--quiet`` before or after it (canonical argv),
+    without argparse, whose import and parser cost more than the rest of the command: api-key
+    is what scripts call in a loop. Anything else (or a doubtful --at) is left to argparse: None."""
     sites = []
     command = False
+    quiet = False
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -5352,7 +5397,9 @@ def _parse_api_key_command(argv: list[str]) -> Any:
             sites.append(argv[i + 1])
             i += 2
             continue
-        if word.startswith("--at="):
+        if word in ("-q", "--quiet"):
+            quiet = True
+        elif word.startswith("--at="):
             sites.append(word[len("--at="):])
         elif word == "api-key" and not command:
             command = True
@@ -5363,7 +5410,7 @@ def _parse_api_key_command(argv: list[str]) -> Any:
         return None
     import types
 
-    return types.SimpleNamespace(at=sites[0] if sites else None, verbose=False,
+    return types.SimpleNamespace(at=sites[0] if sites else None, verbose=False, quiet=quiet,
                                  handler=_cmd_api_key)
 
 
@@ -5383,6 +5430,7 @@ def main(argv: list[str] | None = None) -> int:
     import warnings
 
     warnings.showwarning = _show_warning
+    _Output.quiet = args.quiet
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

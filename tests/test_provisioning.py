@@ -706,3 +706,88 @@ def test_request_usage_errors_exit_2_with_one_line(tmp_path, args, says):
     result = run_cli(["request", *args] + (["/api/x"] if args and args != ["-X"] else []), env)
     assert result.returncode == 2, result.stderr
     assert says in _one_line(result.stderr) and "secret-looking" not in result.stderr
+
+
+# ==========================================================================================
+# --quiet
+# ==========================================================================================
+
+QUIET_COMMANDS = {
+    # name: (argv, stdin, stdout is the same data as without --quiet)
+    "login --with-token": (["login", "--with-token"], "KEY", True),
+    "login, already logged in": (["login"], None, True),
+    "api-key": (["api-key"], None, True),
+    "token": (["token"], None, True),
+    "whoami": (["whoami"], None, True),
+    "status": (["status"], None, True),
+    "status --json": (["status", "--json"], None, True),
+    "config": (["config"], None, True),
+    "request": (["request", "/api/account"], None, True),
+    "sites list": (["sites", "list"], None, True),
+    "sites show": (["sites", "show"], None, True),
+    "sites add": (["sites", "add", "--domain", "extra.example", "--name", "extra", "--yes"], None, False),
+    "sites modify": (["sites", "modify", "--name", "extra", "--no-use-device-flow", "--yes"], None, False),
+    "sites remove": (["sites", "remove", "extra", "--yes"], None, False),
+    "logout": (["logout"], None, False),
+}
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+@pytest.mark.parametrize("name", list(QUIET_COMMANDS))
+def test_quiet_leaves_only_data_on_stdout_and_nothing_on_stderr(
+        oidc_provider, anaconda_api, test_ca, tmp_path, name, where):
+    argv, stdin, same_data = QUIET_COMMANDS[name]
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice", expires_in=TEN_DAYS)  # every command has a warning to give
+    assert run_cli(["login", "--with-token"], env, input=key).returncode == 0
+    add_extra = ["sites", "add", "--domain", "extra.example", "--name", "extra", "--yes"]
+    if name.startswith(("sites modify", "sites remove")):
+        assert run_cli(["sites", "add", "--domain", anaconda_api.domain, "--name", "keep", "--yes"], env).returncode == 0
+        assert run_cli(add_extra, env).returncode == 0
+    stdin = key if stdin == "KEY" else stdin
+    quiet_argv = ["-q", *argv] if where == "before" else [*argv, "--quiet"]
+    quiet = run_cli(quiet_argv, env, input=stdin)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == ""
+    if name == "logout":
+        assert run_cli(["api-key"], env).returncode == 3  # it did log out
+    elif name in ("sites add", "sites modify", "sites remove"):
+        toml = (Path(env["HOME"]) / ".anaconda" / "config.toml").read_text()
+        assert ("extra.example" in toml) is (name != "sites remove")
+        assert ("use_device_flow = false" in toml) is (name == "sites modify")
+    if name == "sites add":
+        argv = ["sites", "add", "--domain", "other.example", "--name", "other", "--yes"]
+    elif name == "sites remove":
+        assert run_cli(add_extra, env).returncode == 0
+    loud = run_cli(argv, env, input=stdin)
+    assert loud.returncode == 0, (name, loud.stderr)
+    if name not in ("config", "sites show"):  # these two say nothing but their data anyway
+        assert loud.stderr.strip(), name  # there was something to silence
+    if same_data:
+        assert quiet.stdout == loud.stdout
+    assert key not in quiet.stdout or name in ("api-key", "token")
+
+
+def test_quiet_still_says_errors(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    missing = run_cli(["-q", "whoami"], env)
+    assert missing.returncode == 3 and "no API key for" in _one_line(missing.stderr)
+    anaconda_api.route("GET", "/api/gone", (404, {}, b"gone"))
+    gone = run_cli(["request", "-q", "--no-auth", "/api/gone"], env)
+    assert gone.returncode == 1 and gone.stdout == "gone" and "HTTP 404" in _one_line(gone.stderr)
+    bad = run_cli(["-q", "login", "--with-token"], env, input="two words")
+    assert bad.returncode == 1 and "white space" in _one_line(bad.stderr)
+
+
+def test_quiet_interactive_login_shows_only_what_the_user_must_act_on(
+        oidc_provider, anaconda_api, test_ca, tmp_path, useragent_browser_env):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, **useragent_browser_env.env)
+    result = run_cli(["login", "--device", "-q"], env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    text = result.stderr
+    assert "enter the code" in text and any(line.strip() and line.strip().replace("-", "").isalpha()
+                                            and line.startswith("    ") for line in text.splitlines())
+    for chatter in ("A browser was opened", "To log in, use a browser", "✓", "expires", "Waiting for approval"):
+        assert chatter not in text, text
+    assert run_cli(["api-key"], env).stdout.strip() == anaconda_api.issued_keys[-1]["api_key"]
