@@ -768,6 +768,21 @@ def test_quiet_leaves_only_data_on_stdout_and_nothing_on_stderr(
     assert key not in quiet.stdout or name in ("api-key", "token")
 
 
+@pytest.mark.parametrize("argv", [["-q", "api-key"], ["api-key", "--quiet"], ["--quiet", "token", "--at", "anaconda.com"]])
+def test_quiet_api_key_keeps_the_fast_path(tmp_path, argv):
+    import subprocess
+    import sys
+
+    key = make_jwt({"sub": "a", "exp": int(time.time()) + TEN_DAYS})
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "ANACONDA_AUTH_API_KEY": key}
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "anaconda_auth", *argv], env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0 and result.stdout == key + "\n"
+    imported = [line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines() if line.startswith("import time:")]
+    assert "time" in imported and "argparse" not in imported  # no parser: the fast path
+    assert not [line for line in result.stderr.splitlines() if not line.startswith("import time:")]  # no warning
+
+
 def test_quiet_still_says_errors(oidc_provider, anaconda_api, test_ca, tmp_path):
     env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
     missing = run_cli(["-q", "whoami"], env)
@@ -791,3 +806,76 @@ def test_quiet_interactive_login_shows_only_what_the_user_must_act_on(
     for chatter in ("A browser was opened", "To log in, use a browser", "✓", "expires", "Waiting for approval"):
         assert chatter not in text, text
     assert run_cli(["api-key"], env).stdout.strip() == anaconda_api.issued_keys[-1]["api_key"]
+
+
+# ==========================================================================================
+# The README's bootstrap script, as written
+# ==========================================================================================
+
+
+def readme_provisioning_script() -> str:
+    """The one ``sh`` block of the README's "Provisioning a machine" section."""
+    import re
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("\n## Provisioning a machine\n", 1)[1].split("\n## ", 1)[0]
+    [script] = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)
+    return script
+
+
+def _run_script(tmp_path: Path, env: dict[str, str], **extra: str) -> Any:
+    import subprocess
+    import sys
+
+    script = tmp_path / "provision.sh"
+    script.write_text(readme_provisioning_script())
+    work = tmp_path / "work"
+    work.mkdir(exist_ok=True)
+    # `python` is the interpreter running the tests; the environment names the site (the stand-in).
+    run_env = {**env, "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", **extra}
+    return subprocess.run(["sh", str(script)], env=run_env, cwd=work, capture_output=True, text=True,
+                          timeout=120, check=False)
+
+
+def test_readme_bootstrap_script_provisions_checks_and_calls_the_api(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice", expires_in=90 * 86400)
+    result = _run_script(tmp_path, env, ANACONDA_PROVISIONING_KEY=key)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "" and result.stderr == ""  # --quiet: nothing but errors
+    work = tmp_path / "work"
+    assert json.loads((work / "account.json").read_text())["user"]["username"] == "alice"
+    status = json.loads((work / "provision-status.json").read_text())
+    assert status["logged_in"] is True and status["expires_in_days"] == 89
+    assert run_cli(["api-key"], env).stdout == key + "\n"
+    config = _config(env)
+    assert config.open_browser is False and "[plugin.auth] open_browser" in config.sources["open_browser"]
+    assert [r.headers.get("Authorization") for r in _account_requests(anaconda_api)] == [f"Bearer {key}"] * 2
+    assert not any(key in r.path for r in anaconda_api.requests)
+
+
+def test_readme_bootstrap_script_offline_stores_the_key_unchecked(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, ANACONDA_AUTH_DOMAIN=f"127.0.0.1:{free_port()}")
+    key = make_jwt({"sub": "image", "exp": int(time.time()) + 200 * 86400})
+    result = _run_script(tmp_path, env, ANACONDA_PROVISIONING_KEY=key, OFFLINE="1")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    assert json.loads((tmp_path / "work" / "provision-status.json").read_text())["logged_in"] is True
+    assert not (tmp_path / "work" / "account.json").exists()
+    assert run_cli(["api-key"], env).stdout == key + "\n"
+
+
+@pytest.mark.parametrize("case, code, says", [
+    ("refused", 1, "refused the API key"),
+    ("unreachable", 1, "could not connect"),
+    ("empty", 2, "no API key on standard input"),
+])
+def test_readme_bootstrap_script_fails_with_one_line_and_stores_nothing(
+        oidc_provider, anaconda_api, test_ca, tmp_path, case, code, says):
+    extra = {"ANACONDA_AUTH_DOMAIN": f"127.0.0.1:{free_port()}"} if case == "unreachable" else {}
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, **extra)
+    key = {"refused": make_jwt({"sub": "x", "exp": int(time.time()) + 86400}),
+           "unreachable": anaconda_api.issue_key("alice"), "empty": ""}[case]
+    result = _run_script(tmp_path, env, ANACONDA_PROVISIONING_KEY=key)
+    assert result.returncode == code, result.stderr
+    assert says in _one_line(result.stderr)
+    assert _stored(env) is None and not (tmp_path / "work" / "provision-status.json").exists()
