@@ -2951,7 +2951,7 @@ def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_b
         terminal, grant.get("verification_uri_complete") or grant["verification_uri"],
         open_browser)
     terminal.hint("A browser was opened for you to approve this login." if opened else
-                 "To log in, use a browser on this or any other device.")
+                  "To log in, use a browser on this or any other device.")
     terminal.say("If it does not show the code below, open this URL:")
     terminal.say()
     terminal.say(f"    {_printable(grant['verification_uri'])}")
@@ -4779,7 +4779,7 @@ def _cmd_login_with_token(args: Any, config: Config) -> int:
     until = ("expiry unknown" if expiry.at is None else f"the key expires on {expiry.date}")
     if account is None:
         _tell(f"✓ Stored the API key for {config.domain} without checking it with the server; "
-             f"{until}.")
+              f"{until}.")
     else:
         user = account.get("user")
         user = user if isinstance(user, dict) else {}
@@ -4808,7 +4808,7 @@ def _cmd_login(args: Any) -> int:
             "Would you like to force a new login? [y/n] (n): "
         ):
             _tell(f"Already logged in to {config.domain}{until} (key from {where}). "
-                 "Use --force to log in again.")
+                  "Use --force to log in again.")
             return 0
     flow = "device" if args.device else "browser" if args.browser else None
     key = login(config, force=True, flow=flow, open_browser=not args.no_browser,
@@ -4816,7 +4816,7 @@ def _cmd_login(args: Any) -> int:
     expiry = _KeyExpiry(key)
     _tell(f"✓ Logged in to {config.domain}.")
     _tell("The API key's expiry is unknown." if expiry.at is None else
-         f"The API key expires on {expiry.date}.")
+          f"The API key expires on {expiry.date}.")
     _say_if_configured_key_wins(config)
     return 0
 
@@ -4825,7 +4825,7 @@ def _say_if_configured_key_wins(config: Config) -> None:
     configured = _configured_key_source(config)
     if configured:
         _tell(f"Note: {configured} still sets the key that is used; unset it to use the stored "
-             "one.")
+              "one.")
 
 
 def _cmd_logout(args: Any) -> int:
@@ -4837,8 +4837,8 @@ def _cmd_logout(args: Any) -> int:
         expiry = _KeyExpiry(str((stored or {}).get("api_key") or ""))
         until = "" if expiry.at is None else f" (on {expiry.date})"
         _tell(f"The key itself stays valid on the server until it expires{until} or is revoked. "
-             f"To revoke it, go to your account settings at https://{config.domain} (Account "
-             "Settings, API Keys).")
+              f"To revoke it, go to your account settings at https://{config.domain} (Account "
+              "Settings, API Keys).")
     else:
         _tell(f"No stored API key for {config.domain}; nothing to do.")
     return 0
@@ -5129,7 +5129,7 @@ def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDi
                 return 0
         old, new, backup = _write_config_toml(path, edit, shown=None if args.yes else text or "")
         _tell(f"No change to {path}" if new == old else f"Updated {path}"
-             + (f" (previous version: {backup})" if backup else ""))
+              + (f" (previous version: {backup})" if backup else ""))
         return 0
     except AnacondaAuthError as e:  # the request cannot be done (the reference's exit code 1)
         if args.verbose:
