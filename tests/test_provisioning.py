@@ -158,6 +158,7 @@ BAD_KEYS = {
     "only white space": ("  \n\t\n", 2, "no API key on standard input"),
     "space inside": ("two words\n", 1, "white space"),
     "newline inside": ("first-line\nsecond-line\n", 1, "line break"),
+    "tab inside": ("first\tsecond\n", 1, "white space"),
     "control character": ("abc\x07def\n", 1, "characters an API key never has"),
     "10 MB on stdin": (TEN_MB, 2, "more than 64 KiB"),
     "another site's key": (make_jwt({"sub": "x", "iss": "https://auth.elsewhere.example/",
@@ -179,6 +180,14 @@ def test_a_bad_key_is_one_line_error_and_nothing_stored_changes(oidc_provider, a
     assert _stored(env) == before
     assert len(_account_requests(anaconda_api)) == checks  # refused before asking the server
     assert result.stdout == ""
+
+
+def test_white_space_around_the_key_and_a_crlf_line_end_are_not_part_of_it(oidc_provider, anaconda_api, test_ca, tmp_path):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    key = anaconda_api.issue_key("alice")
+    result = run_cli(["login", "--with-token"], env, input=f"  {key}\r\n")  # pasted, or a Windows file
+    assert result.returncode == 0, result.stderr
+    assert run_cli(["api-key"], env).stdout == key + "\n"
 
 
 @pytest.mark.parametrize("bad", ["", " ", "a b", "a\nb", "a\x00b", "x" * (70 * 1024)])
