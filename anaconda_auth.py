@@ -5215,7 +5215,7 @@ def _build_parser() -> Any:
     parser = Parser(
         prog=CLI_NAME, description="Log in to Anaconda and manage the API key.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="--at SITE may also follow the command (login --at SITE).\n"
+        epilog="--at SITE may also follow the command (login --at SITE), and so may --quiet.\n"
                "The reference's spellings work too: auth COMMAND (or cloud COMMAND) for login,\n"
                "logout, whoami, api-key and status; token for api-key.\n"
                "Exit codes: 0 ok, 1 failure, 2 bad usage or configuration,\n"
