@@ -447,6 +447,8 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     # before a key expires to start saying so (0: never).
     "login_timeout": ("float", 300.0),
     "expiry_warning_days": ("days", 30),
+    # Ours: false never launches a browser, as --no-browser (CI images, installers).
+    "open_browser": ("bool", True),
 }
 _DICT_KINDS = ("dict", "headers", "keyring")
 _SECRET_FIELDS = ("api_key", "keyring")
@@ -491,6 +493,7 @@ class Config:
     env_manager_version: str | None
     login_timeout: float
     expiry_warning_days: int
+    open_browser: bool
     sources: Mapping[str, str]
     config_path: str
 
@@ -2995,8 +2998,10 @@ class _Terminal:
         sleep: Callable[[float], None] = time.sleep,
         stdin: Any = None,
         stderr: Any = None,
+        quiet: bool = False,
     ) -> None:
         self.open_url = open_url or _open_browser
+        self.quiet = quiet
         self.clock = clock
         self.sleep = sleep
         self.stdin = stdin if stdin is not None else sys.stdin
@@ -3006,6 +3011,14 @@ class _Terminal:
         self.stderr.write(text + "\n")
         self.stderr.flush()
 
+    def hint(self, text: str) -> None:
+        """What helps but is not needed to log in: not said when quiet."""
+        if not self.quiet:
+            self.say(text)
+
+    def shows_countdown(self) -> bool:
+        return self.is_tty() and not self.quiet
+
     def is_tty(self) -> bool:
         return bool(getattr(self.stderr, "isatty", lambda: False)())
 
@@ -3013,36 +3026,100 @@ class _Terminal:
         return bool(getattr(self.stdin, "isatty", lambda: False)())
 
 
-def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
-    """Why launching a browser here could hang or go to the wrong machine; None when fine.
+_WSL_LAUNCHERS = ("wslview", "explorer.exe")  # wslu's opener first; explorer.exe is always there
 
-    An explicit BROWSER is the user's choice and always honoured.
+
+def _choose_browser(
+    environ: Mapping[str, str], *, stdin_tty: bool, proc_version: str,
+    which: Callable[[str], str | None], default_browser: Callable[[], str | None],
+    allowed: bool = True, platform: str = sys.platform,
+) -> tuple[str, str]:
+    """How to show the user a URL, decided from what it is given alone (tests pass it all):
+    ("webbrowser", "") for Python's webbrowser (which honours BROWSER), ("command", path) for
+    a WSL launcher, or ("none", why) when launching could hang or go to the wrong machine.
+
+    ``which`` finds an executable on PATH; ``default_browser`` names what webbrowser would
+    start (None: nothing), asked only when it matters; ``proc_version`` is /proc/version.
     """
-    if environ.get("BROWSER"):
-        return None
+    if not allowed:  # --no-browser, open_browser = false: nothing launched, nothing to explain
+        return "none", "opening a browser is turned off"
+    if environ.get("BROWSER"):  # the user's explicit choice, TTY or not
+        return "webbrowser", ""
     if environ.get("SSH_CONNECTION") or environ.get("SSH_TTY"):
-        return "this is an SSH session"
-    if sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not (
-        environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")
-    ):
-        return "there is no graphical display"
-    if not sys.stdin.isatty():
-        return "this is not an interactive terminal"
+        return "none", "this is an SSH session"
+    # WSL runs without DISPLAY, yet the Windows desktop can show a page: wslview (wslu) or
+    # explorer.exe hand the URL to Windows' default browser.
+    wsl = "microsoft" in proc_version.lower() or bool(environ.get("WSL_DISTRO_NAME"))
+    display = bool(environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"))
+    if wsl:
+        launcher = next(filter(None, map(which, _WSL_LAUNCHERS)), None)
+        if launcher:
+            return ("command", launcher) if stdin_tty else (
+                "none", "this is not an interactive terminal")
+        if not launcher and not display:
+            return "none", ("this is WSL and neither wslview nor explorer.exe was found on PATH "
+                            "(install wslu for wslview)")
+    if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")) and not display:
+        return "none", "there is no graphical display"
+    if not stdin_tty:
+        return "none", "this is not an interactive terminal"
+    name = default_browser()
+    if name is None:
+        return "none", "no web browser was found"
+    if name in _CONSOLE_BROWSERS:  # Python waits on console browsers, which take the terminal
+        return "none", f"the only browser is the console browser {name}"
+    return "webbrowser", ""
+
+
+def _webbrowser_default() -> str | None:
+    """The program Python's webbrowser would start (its base name), None when it has none."""
     import webbrowser
 
     try:
         browser = webbrowser.get()
     except webbrowser.Error:
-        return "no web browser was found"
-    name = os.path.basename(str(getattr(browser, "name", "") or ""))
-    if name in _CONSOLE_BROWSERS:  # Python waits on console browsers, which take the terminal
-        return f"the only browser is the console browser {name}"
-    return None
+        return None
+    return os.path.basename(str(getattr(browser, "name", "") or "")) or type(browser).__name__
+
+
+def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[str, str]:
+    """_choose_browser with this process's terminal, /proc/version and PATH."""
+    import shutil
+
+    try:
+        with open("/proc/version", encoding="utf-8", errors="replace") as f:
+            proc_version = f.read(4096)
+    except OSError:
+        proc_version = ""
+    stdin = sys.stdin
+    stdin_tty = bool(stdin is not None and not stdin.closed and stdin.isatty())
+    return _choose_browser(
+        environ, stdin_tty=stdin_tty, proc_version=proc_version, allowed=allowed,
+        which=lambda name: shutil.which(name, path=environ.get("PATH")),
+        default_browser=_webbrowser_default)
+
+
+def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
+    """Why no browser is launched here; None when one can be."""
+    how, why = _browser_choice(environ)
+    return why if how == "none" else None
 
 
 def _open_browser(url: str) -> bool:
     """Open ``url`` in a graphical browser when one can be used; never a console browser."""
-    if _browser_unusable_reason(os.environ) is not None:
+    how, launcher = _browser_choice(os.environ)
+    if how == "command":
+        import subprocess
+
+        try:
+            done = subprocess.run([launcher, url], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  timeout=15, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        # explorer.exe exits 1 even when it has handed the URL on; only wslview's status says.
+        return done.returncode == 0 or os.path.basename(launcher) == "explorer.exe"
+    if how != "webbrowser":
         return False
     import webbrowser
 
@@ -3059,13 +3136,13 @@ def _open_or_explain(terminal: _Terminal, url: str, open_browser: bool) -> bool:
     if terminal.open_url(url):
         return True
     reason = _browser_unusable_reason(os.environ) or "it could not be started"
-    terminal.say(f"Not opening a browser ({reason}).")
+    terminal.hint(f"Not opening a browser ({reason}).")
     return False
 
 
 def _show_url(terminal: _Terminal, url: str, open_browser: bool) -> None:
     if _open_or_explain(terminal, url, open_browser):
-        terminal.say("A browser was opened. If it did not, open this URL yourself:")
+        terminal.hint("A browser was opened. If it did not, open this URL yourself:")
     else:
         terminal.say("Open this URL in a browser (on any machine):")
     terminal.say()
@@ -3099,8 +3176,8 @@ def _device_flow(config: Config, metadata: JSONDict, terminal: _Terminal, open_b
     opened = _open_or_explain(
         terminal, grant.get("verification_uri_complete") or grant["verification_uri"],
         open_browser)
-    terminal.say("A browser was opened for you to approve this login." if opened else
-                 "To log in, use a browser on this or any other device.")
+    terminal.hint("A browser was opened for you to approve this login." if opened else
+                  "To log in, use a browser on this or any other device.")
     terminal.say("If it does not show the code below, open this URL:")
     terminal.say()
     terminal.say(f"    {_printable(grant['verification_uri'])}")
@@ -3122,7 +3199,7 @@ def _device_flow_poll(
         return _poll_until_approved(config, token_endpoint, device_code, terminal,
                                     interval=interval, expires_in=expires_in)
     finally:
-        if terminal.is_tty():  # end the countdown line, whatever happens next
+        if terminal.shows_countdown():  # end the countdown line, whatever happens next
             terminal.stderr.write("\r\033[K")
             terminal.stderr.flush()
 
@@ -3178,7 +3255,7 @@ def _wait_with_countdown(terminal: _Terminal, seconds: float, deadline: float) -
         now = terminal.clock()
         if now >= end:
             return
-        if terminal.is_tty():
+        if terminal.shows_countdown():
             left = int(max(deadline - now, 0))
             terminal.stderr.write(
                 f"\r\033[KWaiting for approval; the code expires in {left // 60}:{left % 60:02d} "
@@ -3575,6 +3652,7 @@ def login(
     open_url: Callable[[str], bool] | None = None,
     stdin: Any = None,
     stderr: Any = None,
+    quiet: bool = False,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3584,9 +3662,11 @@ def login(
     InvalidTokenError, a network failure NetworkError, and nothing is stored. Otherwise, unless
     ``force``, an unexpired key already available is returned as is; else the interactive
     OpenID Connect login runs (``flow`` is "device" or "browser"; default from
-    ``use_device_flow``). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
+    ``use_device_flow``; ``open_browser=False``, or the ``open_browser = false`` setting, never
+    launches a browser). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
     whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
-    outside world; they default to the process's own.
+    outside world; they default to the process's own. ``quiet`` says only what the user must
+    act on (the URL, the code, the paste prompt): no hints, no countdown.
 
     The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
     login; ``use_device_flow`` is ``flow="device"`` (True) or ``flow="browser"`` (False);
@@ -3615,9 +3695,11 @@ def login(
         if existing and not _KeyExpiry(existing).expired:
             _warn_if_expiring(config, existing, where)
             return existing
-    terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr)
-    return _interactive_login(config, flow=flow, open_browser=open_browser, timeout=timeout,
-                              terminal=terminal)
+    terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr,
+                         quiet=quiet)
+    # The open_browser setting (false for CI images and installers) is --no-browser as a setting.
+    return _interactive_login(config, flow=flow, open_browser=open_browser and config.open_browser,
+                              timeout=timeout, terminal=terminal)
 
 
 _MAX_KEY_LENGTH = 64 * 1024  # far above any real key; what --with-token reads from stdin at most
@@ -3717,7 +3799,7 @@ def _interactive_login(
     use_device = flow == "device" or (flow is None and config.use_device_flow)
     metadata = discover(config)
     if use_device and not metadata.get("device_authorization_endpoint"):
-        terminal.say(f"{config.auth_domain} offers no device login; using the browser instead.")
+        terminal.hint(f"{config.auth_domain} offers no device login; using the browser instead.")
         use_device = False
     if use_device:
         access_token = _device_flow(config, metadata, terminal, open_browser)
@@ -4783,7 +4865,7 @@ _HIDDEN_SITE_FIELDS = (
     "api_key", "auth_domain_override", "client_id", "hash_hostname", "keyring", "keyring_path",
     "preferred_token_storage", "login_success_path", "login_error_path", "openid_config_path",
     "oidc_request_headers", "redirect_uri", "env_manager_channel", "env_manager_package",
-    "env_manager_version", "login_timeout", "expiry_warning_days",
+    "env_manager_version", "login_timeout", "expiry_warning_days", "open_browser",
 )
 
 
@@ -4795,8 +4877,21 @@ def _exit_code(error: BaseException) -> int:
     return 1
 
 
+class _Output:
+    """Whether this run is --quiet: then stderr carries errors only (no notices or warnings)."""
+
+    quiet = False
+
+
 def _say(message: str) -> None:
+    """An error, or what the user must answer or act on: said even with --quiet."""
     print(message, file=sys.stderr, flush=True)
+
+
+def _tell(message: str) -> None:
+    """A notice (success, hint, note): not said with --quiet."""
+    if not _Output.quiet:
+        _say(message)
 
 
 def _is_interactive() -> bool:
@@ -4827,7 +4922,7 @@ def _offer_login(config: Config, error: AnacondaAuthError, action: Callable[[], 
     """On a terminal, offer to log in when a command needs it, then run the command again."""
     if _key_is_configured(config):  # a login would store a key that is never used
         raise error
-    if not _is_interactive():
+    if _Output.quiet or not _is_interactive():
         raise error
     _say(f"{type(error).__name__}: {error}")
     if not _ask_yes_no("Continue with interactive login? [y/n]: "):
@@ -4910,13 +5005,13 @@ def _cmd_login_with_token(args: Any, config: Config) -> int:
     expiry = _KeyExpiry(key)
     until = ("expiry unknown" if expiry.at is None else f"the key expires on {expiry.date}")
     if account is None:
-        _say(f"✓ Stored the API key for {config.domain} without checking it with the server; "
-             f"{until}.")
+        _tell(f"✓ Stored the API key for {config.domain} without checking it with the server; "
+              f"{until}.")
     else:
         user = account.get("user")
         user = user if isinstance(user, dict) else {}
         name = _printable(user.get("username") or user.get("email") or "?")
-        _say(f"✓ Logged in to {config.domain} as {name}; {until}.")
+        _tell(f"✓ Logged in to {config.domain} as {name}; {until}.")
     _say_if_configured_key_wins(config)
     return 0
 
@@ -4935,19 +5030,20 @@ def _cmd_login(args: Any) -> int:
     if existing and not expiry.expired and not args.force:
         _warn_if_expiring(config, existing, where, expiry)
         until = f" until {expiry.date}" if expiry.at is not None else ""
-        if not _is_interactive() or not _ask_yes_no(
+        if _Output.quiet or not _is_interactive() or not _ask_yes_no(
             f"You are already logged into Anaconda ({config.domain}){until}. "
             "Would you like to force a new login? [y/n] (n): "
         ):
-            _say(f"Already logged in to {config.domain}{until} (key from {where}). "
-                 "Use --force to log in again.")
+            _tell(f"Already logged in to {config.domain}{until} (key from {where}). "
+                  "Use --force to log in again.")
             return 0
     flow = "device" if args.device else "browser" if args.browser else None
-    key = login(config, force=True, flow=flow, open_browser=not args.no_browser)
+    key = login(config, force=True, flow=flow, open_browser=not args.no_browser,
+                quiet=_Output.quiet)
     expiry = _KeyExpiry(key)
-    _say(f"✓ Logged in to {config.domain}.")
-    _say("The API key's expiry is unknown." if expiry.at is None else
-         f"The API key expires on {expiry.date}.")
+    _tell(f"✓ Logged in to {config.domain}.")
+    _tell("The API key's expiry is unknown." if expiry.at is None else
+          f"The API key expires on {expiry.date}.")
     _say_if_configured_key_wins(config)
     return 0
 
@@ -4955,16 +5051,23 @@ def _cmd_login(args: Any) -> int:
 def _say_if_configured_key_wins(config: Config) -> None:
     configured = _configured_key_source(config)
     if configured:
-        _say(f"Note: {configured} still sets the key that is used; unset it to use the stored "
-             "one.")
+        _tell(f"Note: {configured} still sets the key that is used; unset it to use the stored "
+              "one.")
 
 
 def _cmd_logout(args: Any) -> int:
     config = _config_for(args)
+    stored = _load_stored_token(config)[0]
     if logout(config):
-        _say(f"Logged out of {config.domain}.")
+        _tell(f"Logged out of {config.domain}.")
+        # Deleting our copy does not revoke the key: anyone holding a copy can still use it.
+        expiry = _KeyExpiry(str((stored or {}).get("api_key") or ""))
+        until = "" if expiry.at is None else f" (on {expiry.date})"
+        _tell(f"The key itself stays valid on the server until it expires{until} or is revoked. "
+              f"To revoke it, go to your account settings at https://{config.domain} (Account "
+              "Settings, API Keys).")
     else:
-        _say(f"No stored API key for {config.domain}; nothing to do.")
+        _tell(f"No stored API key for {config.domain}; nothing to do.")
     return 0
 
 
@@ -5032,6 +5135,87 @@ def _cmd_config(args: Any) -> int:
     return 0
 
 
+def _request_body(data: str) -> bytes | None:
+    """The bytes of ``-d JSON|@file|@-``, checked to be JSON; None after a usage error (said)."""
+    import json
+
+    where = "-d"
+    if data.startswith("@"):
+        where = f"-d {data}"
+        try:
+            if data == "@-":
+                body = sys.stdin.buffer.read()
+            else:
+                with open(data[1:], "rb") as f:
+                    body = f.read()
+        except OSError as e:
+            what = "standard input" if data == "@-" else f"the file {data[1:]}"
+            _say(f"error: {where}: cannot read {what}: {e.strerror or e}. Give a readable file.")
+            return None
+    else:
+        body = data.encode("utf-8", "surrogateescape")
+    try:
+        json.loads(body)
+    except ValueError as e:  # the position, never the text (it may hold a secret)
+        problem = f"{e.msg}: line {e.lineno} column {e.colno}" if isinstance(
+            e, json.JSONDecodeError) else "it is not UTF-8 text"
+        _say(f"error: {where}: not valid JSON ({problem}). -d sends a JSON document.")
+        return None
+    return body
+
+
+def _request_headers_given(raw_headers: list[str]) -> dict[str, str] | None:
+    """``-H 'Name: value'`` options as a dict; None after a usage error (said)."""
+    headers: dict[str, str] = {}
+    for raw in raw_headers:
+        name, colon, value = raw.partition(":")
+        if not colon or not name.strip():
+            _say("error: a -H option has no 'Name:' part; write it as -H 'Name: value'.")
+            return None
+        headers[name.strip()] = value.strip()
+    try:
+        _check_headers(headers, "-H")
+    except ConfigError as e:
+        _say(f"error: {e}")
+        return None
+    return headers
+
+
+def _cmd_request(args: Any) -> int:
+    config = _config_for(args)
+    headers = _request_headers_given(args.header)
+    body = None if args.data is None else _request_body(args.data)
+    if headers is None or (args.data is not None and body is None):
+        return 2
+    if body is not None and "content-type" not in {name.lower() for name in headers}:
+        headers["Content-Type"] = "application/json"
+    method = args.method or ("POST" if body is not None else "GET")
+
+    def send() -> int:
+        response = request(method, args.url, config=config, auth=not args.no_auth,
+                           headers=headers, body=body)
+        if args.include:
+            _say(f"HTTP {response.status} {response.reason}".rstrip())
+            for name, value in response.headers.items():
+                _say(f"{name}: {value}")
+            _say("")
+        if response.status in (401, 403) and response.error_code() == "auth_required":
+            response.raise_for_status()  # login required (3), said with which key and why
+        sys.stdout.flush()
+        sys.stdout.buffer.write(response.body)
+        sys.stdout.flush()
+        if response.ok:
+            return 0
+        _say(f"error: {method} {response.url} answered HTTP {response.status} "
+             f"{response.reason}".rstrip())
+        return 1
+
+    try:
+        return send()
+    except _LOGIN_ERRORS as e:
+        return _offer_login(config, e, send)
+
+
 def _cmd_sites_list(args: Any) -> int:
     sources = _Sources(os.environ, None, None)  # every file read once, not once a site
     names, default, _ = _site_names(sources)
@@ -5054,7 +5238,7 @@ def _cmd_sites_list(args: Any) -> int:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if index == 0:
             print("  ".join("-" * width for width in widths))
-    _say(f"To view full site details use {CLI_NAME} sites show [name or domain]")
+    _tell(f"To view full site details use {CLI_NAME} sites show [name or domain]")
     return 0
 
 
@@ -5125,7 +5309,7 @@ def _site_option_values(args: Any, path: str) -> dict[str, Any] | None:
             continue
         if field in _SECRET_FIELDS:
             what = "API Key" if field == "api_key" else "Keyring contents"
-            _say(f"WARNING: Your {what} will be stored in {path} and may not be secure")
+            _tell(f"WARNING: Your {what} will be stored in {path} and may not be secure")
         if kind == "json":
             try:
                 value = json.loads(value)
@@ -5159,7 +5343,7 @@ def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDi
         new = edit(text or "")[0]  # a request that cannot be done fails before anything is touched
         if not args.yes:
             if new == (text or ""):
-                _say(f"No change to {path}")
+                _tell(f"No change to {path}")
                 return 0
             _print_config_diff(path, text, new)
             if args.yes is False:  # --dry-run
@@ -5168,11 +5352,11 @@ def _run_site_edit(args: Any, path: str, edit: Callable[[str], tuple[str, JSONDi
                 _say(f"Nothing was written: not a terminal. Run again with --yes to write {path}.")
                 return 1
             if not _ask_yes_no("Confirm: [y/n]: "):
-                _say("Nothing was written.")
+                _tell("Nothing was written.")
                 return 0
         old, new, backup = _write_config_toml(path, edit, shown=None if args.yes else text or "")
-        _say(f"No change to {path}" if new == old else f"Updated {path}"
-             + (f" (previous version: {backup})" if backup else ""))
+        _tell(f"No change to {path}" if new == old else f"Updated {path}"
+              + (f" (previous version: {backup})" if backup else ""))
         return 0
     except AnacondaAuthError as e:  # the request cannot be done (the reference's exit code 1)
         if args.verbose:
@@ -5258,7 +5442,7 @@ def _build_parser() -> Any:
     parser = Parser(
         prog=CLI_NAME, description="Log in to Anaconda and manage the API key.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="--at SITE may also follow the command (login --at SITE).\n"
+        epilog="--at SITE may also follow the command (login --at SITE), and so may --quiet.\n"
                "The reference's spellings work too: auth COMMAND (or cloud COMMAND) for login,\n"
                "logout, whoami, api-key and status; token for api-key.\n"
                "Exit codes: 0 ok, 1 failure, 2 bad usage or configuration,\n"
@@ -5267,12 +5451,15 @@ def _build_parser() -> Any:
     parser.add_argument("--at", metavar="SITE", action="append",
                         help="site name or domain (default: default site)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show tracebacks")
+    parser.add_argument("--quiet", "-q", action="store_true",
+                        help="only data on stdout and errors on stderr: no notices or warnings")
     parser.add_argument("--version", "-V", action="version", version=f"anaconda_auth {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def command(name: str, handler: Callable[[Any], int], help: str, at: bool = True) -> Any:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(handler=handler)
+        _add_quiet_argument(sub)
         if at:
             _add_at_argument(sub)
         return sub
@@ -5306,14 +5493,29 @@ def _build_parser() -> Any:
     shape.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the default
     status = command("status", _cmd_status, "show login state, key source and expiry (offline)")
     status.add_argument("--json", action="store_true", help="print JSON")
+    req = command("request", _cmd_request,
+                  "send a request to the site with its API key; the body goes to stdout")
+    req.add_argument("-X", "--request", dest="method", metavar="METHOD", type=str.upper,
+                     help="the HTTP method (default: GET, or POST with -d)")
+    req.add_argument("-d", "--data", metavar="JSON|@FILE|@-",
+                     help="send this JSON (from FILE, or standard input with @-) as the body")
+    req.add_argument("-H", "--header", action="append", default=[], metavar="'NAME: VALUE'",
+                     help="add a header (repeatable)")
+    req.add_argument("--no-auth", action="store_true", help="send no API key")
+    req.add_argument("-i", "--include", action="store_true",
+                     help="print the status line and headers to stderr")
+    req.add_argument("url", metavar="PATH_OR_URL",
+                     help="a path on the site (/api/account) or a whole URL")
     config = command("config", _cmd_config, "show resolved settings and where each came from")
     config.add_argument("--json", action="store_true", help="print JSON")
     sites = command("sites", lambda args: _usage(sites), "list, show, add, modify, remove sites",
                     at=False)
     site_commands = sites.add_subparsers(dest="sites_command", metavar="SUBCOMMAND")
-    site_commands.add_parser("list", help="list the configured sites").set_defaults(
-        handler=_cmd_sites_list)
+    listing = site_commands.add_parser("list", help="list the configured sites")
+    listing.set_defaults(handler=_cmd_sites_list)
+    _add_quiet_argument(listing)
     show = site_commands.add_parser("show", help="show one site's resolved settings")
+    _add_quiet_argument(show)
     show.set_defaults(handler=_cmd_sites_show)
     show.add_argument("site", nargs="?", help="site name or domain (default: default site)")
     show.add_argument("--all", action="store_true", help="every site's raw table")
@@ -5323,10 +5525,12 @@ def _build_parser() -> Any:
                                 ("modify", _cmd_sites_modify, "change a site in config.toml")):
         edit = site_commands.add_parser(verb, help=text, description=text)
         edit.set_defaults(handler=handler)
+        _add_quiet_argument(edit)
         _add_site_arguments(edit, verb)
     remove = site_commands.add_parser("remove", help="remove a site from config.toml",
                                       description="remove a site from config.toml")
     remove.set_defaults(handler=_cmd_sites_remove)
+    _add_quiet_argument(remove)
     remove.add_argument("site", help="site name or domain")
     _add_write_arguments(remove)
     return parser
@@ -5340,8 +5544,18 @@ def _add_at_argument(parser: Any) -> None:
                         default=argparse.SUPPRESS, help="the site, as --at before the command")
 
 
+def _add_quiet_argument(parser: Any) -> None:
+    """``COMMAND --quiet``, as --quiet before the command; merged by _settle_at."""
+    import argparse
+
+    parser.add_argument("--quiet", "-q", dest="quiet_after", action="store_true",
+                        default=argparse.SUPPRESS, help="as --quiet before the command")
+
+
 def _settle_at(parser: Any, args: Any) -> None:
-    """One site from every --at (before and after the command) and ``sites show SITE``."""
+    """One site from every --at (before and after the command) and ``sites show SITE``; one
+    --quiet from either place."""
+    args.quiet = bool(args.quiet or getattr(args, "quiet_after", False))
     given = [*(args.at or ()), *getattr(args, "at_after", ())]
     if getattr(args, "site", None) is not None and getattr(args, "sites_command", None) == "show":
         given.append(args.site)
@@ -5393,15 +5607,16 @@ def _usage(parser: Any) -> int:
 
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     if not issubclass(category, DeprecationWarning):  # already said in one stderr line
-        _say(f"warning: {message}")
+        _tell(f"warning: {message}")
 
 
 def _parse_api_key_command(argv: list[str]) -> Any:
-    """``api-key`` with ``--at SITE`` before or after it (canonical argv), without argparse,
-    whose import and parser cost more than the rest of the command: api-key is what scripts
-    call in a loop. Anything else (or a doubtful --at) is left to argparse: None."""
+    """``api-key`` with ``--at SITE`` and ``--quiet`` before or after it (canonical argv),
+    without argparse, whose import and parser cost more than the rest of the command: api-key
+    is what scripts call in a loop. Anything else (or a doubtful --at) is left to argparse: None."""
     sites = []
     command = False
+    quiet = False
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -5409,7 +5624,9 @@ def _parse_api_key_command(argv: list[str]) -> Any:
             sites.append(argv[i + 1])
             i += 2
             continue
-        if word.startswith("--at="):
+        if word in ("-q", "--quiet"):
+            quiet = True
+        elif word.startswith("--at="):
             sites.append(word[len("--at="):])
         elif word == "api-key" and not command:
             command = True
@@ -5420,7 +5637,7 @@ def _parse_api_key_command(argv: list[str]) -> Any:
         return None
     import types
 
-    return types.SimpleNamespace(at=sites[0] if sites else None, verbose=False,
+    return types.SimpleNamespace(at=sites[0] if sites else None, verbose=False, quiet=quiet,
                                  handler=_cmd_api_key)
 
 
@@ -5444,6 +5661,7 @@ def main(argv: list[str] | None = None) -> int:
         # A value from the environment or a file name that is not UTF-8 is printed as the
         # bytes it was, not turned into an UnicodeEncodeError (as the UTF-8 mode does).
         sys.stdout.reconfigure(errors="surrogateescape")
+    _Output.quiet = args.quiet
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

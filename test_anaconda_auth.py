@@ -2256,7 +2256,7 @@ def test_help_lists_each_command_once_and_mentions_the_aliases(sandbox):
     commands_block = text.split("positional arguments:")[1].split("options:")[0]
     listed = [line.split()[0] for line in commands_block.splitlines()
               if line.startswith("    ") and not line.startswith("     ")]
-    assert listed == ["login", "logout", "api-key", "whoami", "status", "config", "sites"]
+    assert listed == ["login", "logout", "api-key", "whoami", "status", "request", "config", "sites"]
     epilog = text.split("options:")[1]
     for mention in ("auth COMMAND", "cloud COMMAND", "token", "--at SITE may also follow"):
         assert mention in epilog, mention
