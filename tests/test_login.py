@@ -38,7 +38,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 import anaconda_auth as aa
-from tests.anaconda_api import AUTH_PATH, IAM_PATH, make_jwt
+from test_anaconda_auth import make_jwt, run_captured, store_entry
+from tests.anaconda_api import AUTH_PATH, IAM_PATH
 from tests.tools import free_port, stop_process
 from tests.useragent import UserAgent
 
@@ -58,12 +59,9 @@ TOKEN = (200, {}, {"access_token": "fake-access-token", "token_type": "Bearer", 
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fresh_discovery_cache():
-    """Discovery is cached per process per URL; a later test's server may reuse a port."""
-    aa._caches.reset()
-    yield
-    aa._caches.reset()
+def _store_raw(config: aa.Config, key: str) -> None:
+    """``key`` in the config's file store, unchecked (tests/test_provisioning.py uses this name)."""
+    store_entry(config.keyring_path, config.domain, key)
 
 
 class FakeClock:
@@ -121,15 +119,6 @@ def _flow(server: Any, config: aa.Config, flow: str, seams: dict[str, Any], open
     key = aa.login(config, force=True, flow=flow, open_browser=open_browser, timeout=timeout, **seams)
     assert key.startswith("issued-for:") and aa.get_api_key(config) == key
     return key[len("issued-for:"):]
-
-
-def _store_raw(config: aa.Config, key: str) -> None:
-    """Write ``key`` into the file store as the reference package would (no checks at all)."""
-    value = base64.b64encode(json.dumps({"domain": config.domain, "api_key": key, "repo_tokens": [],
-                                         "version": 2}, separators=(",", ":")).encode()).decode()
-    path = Path(config.keyring_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"Anaconda Cloud": {config.domain: value}}))
 
 
 def _fake_metadata(server: Any, device: bool = True) -> dict[str, Any]:
@@ -256,11 +245,7 @@ def _keyring_file(env: dict[str, str]) -> Path:
 
 def run_cli(args: list[str], env: dict[str, str], input: str | None = None,
             timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "-m", "anaconda_auth", *args], env=env, cwd=env["HOME"], input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
-    )
+    return run_captured([PYTHON, "-m", "anaconda_auth", *args], env, env["HOME"], input, timeout)
 
 
 class CLIProcess:
@@ -1436,7 +1421,7 @@ def test_login_runs_again_when_the_stored_key_expired(https_server, test_ca, tmp
     server = https_server()
     server.route("GET", "/.well-known/openid-configuration", (500, {}, "down"))
     config = _config(tmp_path, test_ca, domain=_domain(server))
-    _store_raw(config, make_jwt({"sub": "alice", "exp": int(time.time()) - 60}))
+    store_entry(config.keyring_path, config.domain, make_jwt({"sub": "alice", "exp": int(time.time()) - 60}))
     with pytest.raises(aa.AuthenticationError, match="discovery"):
         aa.login(config)
     assert [r.url_path for r in server.requests] == ["/.well-known/openid-configuration"]

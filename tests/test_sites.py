@@ -20,18 +20,17 @@ import errno
 import json
 import os
 import re
-import select
 import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 import anaconda_auth as aa
+from test_anaconda_auth import CLI, run_captured, run_on_terminal
 
 try:
     import tomllib
@@ -39,7 +38,6 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_PYTHON_VAR = "ANACONDA_AUTH_TEST_REFERENCE_PYTHON"
 TIMEOUT = 60
 
 
@@ -100,11 +98,7 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 def run_ours(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m anaconda_auth ARGS`` from this repository, stdin not a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "anaconda_auth", *args],
-        cwd=home, env=clean_env(home, PYTHONPATH=str(REPO), **env), stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )  # fmt: skip
+    return run_captured([*CLI, *args], clean_env(home, PYTHONPATH=str(REPO), **env), home)
 
 
 def config_file(home: Path) -> Path:
@@ -829,22 +823,6 @@ print(json.dumps({"names": names, "default": AnacondaAuthConfig().site,
 """
 
 
-@pytest.fixture(scope="session")
-def reference_python() -> str:
-    path = os.environ.get(REFERENCE_PYTHON_VAR)
-    if not path:
-        pytest.fail(
-            f"{REFERENCE_PYTHON_VAR} is not set: the interop tests run the reference "
-            "anaconda-auth 0.15.3 from its own venv. Run tests/test-all (it builds "
-            f".venvs/reference and sets the variable), or export {REFERENCE_PYTHON_VAR}="
-            "$PWD/.venvs/reference/bin/python after running it once.",
-            pytrace=False,
-        )
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run tests/test-all")
-    return path
-
-
 def resolved_by_reference(reference_python: str, home: Path) -> dict[str, Any]:
     result = subprocess.run(
         [reference_python, "-I", "-c", REFERENCE_PROBE, json.dumps(COMPARED_FIELDS)],
@@ -1207,31 +1185,8 @@ def test_without_yes_and_without_a_terminal_nothing_is_written(tmp_path: Path) -
 
 def run_on_a_terminal(home: Path, answer: bytes, *args: str) -> tuple[int, str]:
     """Run our CLI with a pseudo-terminal as stdin/stdout/stderr; answer the prompt."""
-    import pty
-
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "anaconda_auth", *args], cwd=home,
-        env=clean_env(home, PYTHONPATH=str(REPO)), stdin=slave, stdout=slave, stderr=slave,
-    )  # fmt: skip
-    os.close(slave)
-    output, answered, deadline = b"", False, time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if not answered and b"Confirm: [y/n]: " in output:
-            os.write(master, answer)
-            answered = True
-        if select.select([master], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        elif process.poll() is not None:
-            break
-    os.close(master)
-    return process.wait(timeout=TIMEOUT), output.decode()
+    return run_on_terminal([*CLI, *args], clean_env(home, PYTHONPATH=str(REPO)), home,
+                           [("Confirm: [y/n]: ", lambda proc, master: os.write(master, answer))])
 
 
 @pytest.mark.parametrize(("answer", "written"), [(b"y\n", True), (b"n\n", False)])
