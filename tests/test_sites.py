@@ -449,6 +449,17 @@ def test_a_sites_table_with_sub_tables_is_fine() -> None:
 # -- Layouts that cannot be edited in place: a clear error naming the construct and line ----------
 
 
+def refused_by_the_cli(home: Path, text: str, *args: str) -> str:
+    """``sites ARGS --yes`` on a config.toml holding ``text``: exit 1, one line, nothing written."""
+    path = write_config(home, text)
+    before = snapshot(path)
+    result = run_ours(home, "sites", *args, "--yes")
+    assert result.returncode == 1, result
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert snapshot(path) == before and leftovers(path.parent) == []
+    return result.stderr
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -459,18 +470,21 @@ def test_a_sites_table_with_sub_tables_is_fine() -> None:
         ('[[sites]]\ndomain = "a"\n', "line 1: [[sites]] arrays of tables"),
     ],
 )
-def test_unsupported_sites_layouts_are_refused(text: str, message: str) -> None:
+def test_unsupported_sites_layouts_are_refused(tmp_path: Path, text: str, message: str) -> None:
     tomllib.loads(text)  # valid TOML, just not editable surgically
+    # Under [[sites]] the CLI finds no site "a" to modify: adding one reaches the editor.
+    edit = ("add", "--name", "b") if text.startswith("[[") else ("modify", "--name", "a")
+    stderr = refused_by_the_cli(tmp_path, text, *edit, "--domain", "b")
+    assert f"{config_file(tmp_path)} {message}" in stderr and "Nothing was written" in stderr
     with pytest.raises(ValueError, match=re.escape(message)):
-        aa._toml_set_site(text, "a", {"domain": "b"})
-    with pytest.raises(ValueError, match=re.escape(message)):
-        aa._toml_remove_site(text, "a")
+        aa._toml_remove_site(text, "a")  # the CLI refuses earlier: "a" is the only site
 
 
-def test_dotted_keys_are_refused_only_where_the_edit_needs_them() -> None:
+def test_dotted_keys_are_refused_only_where_the_edit_needs_them(tmp_path: Path) -> None:
     text = '[sites.a]\ndomain = "a"\nproxy_servers.https = "p"\n'
-    with pytest.raises(ValueError, match=r"line 3: dotted key 'proxy_servers.https'"):
-        aa._toml_set_site(text, "a", {"proxy_servers": {"https": "q"}})
+    stderr = refused_by_the_cli(tmp_path, text, "modify", "--name", "a",
+                                "--proxy-servers", '{"https": "q"}')
+    assert "line 3: dotted key 'proxy_servers.https'" in stderr
     # Keys the edit does not manage may be dotted: they are left alone.
     assert set_site_checked(text, "a", {"domain": "b"}) == text.replace('"a"', '"b"')
     with pytest.raises(ValueError, match="line 1: 'default_site' must be a plain key"):
