@@ -379,7 +379,7 @@ def drop_file_permission_override() -> list[str]:
     setpriv = shutil.which("setpriv")
     if not setpriv:
         pytest.fail("running as root needs setpriv (Debian package util-linux) to drop "
-                    "CAP_DAC_OVERRIDE for the unreadable-file test", pytrace=False)
+                    "CAP_DAC_OVERRIDE for the tests where file modes must bind", pytrace=False)
     caps = "-dac_override,-dac_read_search"
     return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
 

@@ -974,8 +974,7 @@ def test_ssl_verify_false_prints_one_line_on_stderr(https_server, home, test_ca)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(ROOT),
            "ANACONDA_SECRETS_DIR": str(home / "none"),
            "ANACONDA_AUTH_DOMAIN": f"127.0.0.1:{server.port}", "ANACONDA_AUTH_SSL_VERIFY": "false"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=str(home),
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = run_captured([sys.executable, "-c", script], env, home)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "done\n"
     warning_lines = [line for line in done.stderr.splitlines() if "Warning" in line]

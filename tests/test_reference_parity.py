@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -85,7 +84,7 @@ from typing import Any
 import pytest
 
 import anaconda_auth as aa
-from test_anaconda_auth import make_jwt, store_entry
+from test_anaconda_auth import CLI, make_jwt, run_captured, store_entry
 from tests.test_login import PtyCLI
 from tests.test_reference_interop import (
     make_sandbox,
@@ -348,8 +347,6 @@ def test_groups_on_a_terminal_offer_login_and_no_means_no(tmp_path, group):
 
 @pytest.mark.parametrize("group", ["auth", "cloud"])
 def test_groups_off_a_terminal_say_login_is_required(tmp_path, group):
-    done = subprocess.run([sys.executable, "-m", "anaconda_auth", group, "api-key"],
-                          env=_group_env(tmp_path), cwd=str(tmp_path), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    done = run_captured([*CLI, group, "api-key"], _group_env(tmp_path), tmp_path)
     assert done.returncode == 3 and done.stdout == ""
     assert "Login is required" in done.stderr and "Continue with" not in done.stderr

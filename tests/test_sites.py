@@ -20,7 +20,6 @@ import errno
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any, Callable
 import pytest
 
 import anaconda_auth as aa
-from test_anaconda_auth import CLI, run_captured, run_on_terminal
+from test_anaconda_auth import CLI, drop_file_permission_override, run_captured, run_on_terminal
 
 try:
     import tomllib
@@ -838,11 +837,8 @@ print(json.dumps({"names": names, "default": AnacondaAuthConfig().site,
 
 
 def resolved_by_reference(reference_python: str, home: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [reference_python, "-I", "-c", REFERENCE_PROBE, json.dumps(COMPARED_FIELDS)],
-        cwd=home, env=clean_env(home), capture_output=True, text=True, timeout=TIMEOUT,
-        check=False,
-    )  # fmt: skip
+    result = run_captured([reference_python, "-I", "-c", REFERENCE_PROBE,
+                           json.dumps(COMPARED_FIELDS)], clean_env(home), home)
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
@@ -913,8 +909,7 @@ def test_new_file_bytes_equal_the_live_reference(
     ref_home, our_home = tmp_path / "ref", tmp_path / "ours"
     ref_home.mkdir()
     our_home.mkdir()
-    result = subprocess.run([str(anaconda), *args, "--yes"], cwd=ref_home, env=clean_env(ref_home),
-                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    result = run_captured([str(anaconda), *args, "--yes"], clean_env(ref_home), ref_home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert run_ours(our_home, *args, "--yes").returncode == 0
     assert config_file(our_home).read_bytes() == config_file(ref_home).read_bytes() == reference_bytes
@@ -1071,28 +1066,14 @@ def test_a_read_only_file_is_not_replaced(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml", "config.toml.lock"]
 
 
-def as_a_user() -> list[str]:
-    """A command prefix that makes file modes bind: root ignores them (CAP_DAC_OVERRIDE), so
-    as root the child runs under ``setpriv`` (util-linux) without that capability."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if not setpriv:
-        pytest.fail("running as root needs setpriv (Debian package util-linux)", pytrace=False)
-    caps = "-dac_override,-dac_read_search"
-    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
-
-
 def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
     path = write_config(tmp_path, REALISTIC)
     before = snapshot(path)
     path.parent.chmod(0o500)
     try:
-        result = subprocess.run(
-            [*as_a_user(), sys.executable, "-m", "anaconda_auth", "sites", "add", "--domain",
-             "x.example", "--yes"],
-            cwd=tmp_path, env=clean_env(tmp_path, PYTHONPATH=str(REPO)), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        result = run_captured([*drop_file_permission_override(), *CLI, "sites", "add", "--domain",
+                               "x.example", "--yes"], clean_env(tmp_path, PYTHONPATH=str(REPO)),
+                              tmp_path)
     finally:
         path.parent.chmod(0o700)
     assert result.returncode == 1
