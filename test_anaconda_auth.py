@@ -517,10 +517,26 @@ LADDER = (
 )
 
 
+# Where each rung of the ladder puts its value: (kind, variable or file name or text).
+LADDER_PLACES = {
+    "explicit": ("argument", "ssl_verify"),
+    "auth_env": ("env", "ANACONDA_AUTH_SSL_VERIFY"),
+    "auth_secret": ("secret", "anaconda_auth_ssl_verify"),
+    "auth_dotenv": (".env", "ANACONDA_AUTH_SSL_VERIFY"),
+    "site_table": ("config.toml", '[sites.main]\ndomain = "main.example"\nssl_verify = "{}"\n'),
+    "legacy_env": ("env", "ANACONDA_CLOUD_SSL_VERIFY"),
+    "legacy_secret": ("secret", "anaconda_cloud_ssl_verify"),
+    "legacy_dotenv": (".env", "ANACONDA_CLOUD_SSL_VERIFY"),
+    "legacy_toml": ("config.toml", '[plugin.cloud]\nssl_verify = "{}"\n'),
+    "plugin_auth": ("config.toml", '[plugin.auth]\nssl_verify = "{}"\n'),
+    "conda_env": ("env", "CONDA_SSL_VERIFY"),
+    "condarc": (".condarc", "channels:\n  - defaults\nssl_verify: {}\n"),
+}
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("step", range(len(LADDER)), ids=[name for name, _ in LADDER])
 def test_every_source_beats_the_sources_below_it(sandbox, step):
-    present = {name for name, _ in LADDER[step:]}
     ca = {}
     for name, _ in LADDER[:-1]:
         ca[name] = sandbox.root / f"ca-{name}.pem"
@@ -528,30 +544,21 @@ def test_every_source_beats_the_sources_below_it(sandbox, step):
     env: dict[str, str] = {}
     dotenv, toml = [], []
     overrides = {}
-    if "explicit" in present:
-        overrides["ssl_verify"] = str(ca["explicit"])
-    if "auth_env" in present:
-        env["ANACONDA_AUTH_SSL_VERIFY"] = str(ca["auth_env"])
-    if "auth_secret" in present:
-        sandbox.write_secret("anaconda_auth_ssl_verify", str(ca["auth_secret"]))
-    if "auth_dotenv" in present:
-        dotenv.append(f"ANACONDA_AUTH_SSL_VERIFY={ca['auth_dotenv']}")
-    if "site_table" in present:
-        toml.append(f'[sites.main]\ndomain = "main.example"\nssl_verify = "{ca["site_table"]}"\n')
-    if "legacy_env" in present:
-        env["ANACONDA_CLOUD_SSL_VERIFY"] = str(ca["legacy_env"])
-    if "legacy_secret" in present:
-        sandbox.write_secret("anaconda_cloud_ssl_verify", str(ca["legacy_secret"]))
-    if "legacy_dotenv" in present:
-        dotenv.append(f"ANACONDA_CLOUD_SSL_VERIFY={ca['legacy_dotenv']}")
-    if "legacy_toml" in present:
-        toml.append(f'[plugin.cloud]\nssl_verify = "{ca["legacy_toml"]}"\n')
-    if "plugin_auth" in present:
-        toml.append(f'[plugin.auth]\nssl_verify = "{ca["plugin_auth"]}"\n')
-    if "conda_env" in present:
-        env["CONDA_SSL_VERIFY"] = str(ca["conda_env"])
-    if "condarc" in present:
-        (sandbox.home / ".condarc").write_text(f"channels:\n  - defaults\nssl_verify: {ca['condarc']}\n")
+    for name, _ in LADDER[step:-1]:  # in the ladder's order: .env and config.toml keep it too
+        kind, where = LADDER_PLACES[name]
+        value = str(ca[name])
+        if kind == "argument":
+            overrides[where] = value
+        elif kind == "env":
+            env[where] = value
+        elif kind == "secret":
+            sandbox.write_secret(where, value)
+        elif kind == ".env":
+            dotenv.append(f"{where}={value}")
+        elif kind == "config.toml":
+            toml.append(where.format(value))
+        else:
+            (sandbox.home / ".condarc").write_text(where.format(value))
     if dotenv:
         sandbox.write_dotenv("\n".join(dotenv) + "\n")
     if toml:

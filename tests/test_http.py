@@ -754,19 +754,11 @@ def test_keep_alive_reuses_one_connection(https_server, make_config, fresh_http_
     assert len(fresh_http_state) == 1
 
 
-def test_default_config_reuses_the_pool(https_server, test_ca, home, monkeypatch,
-                                        fresh_http_state):
-    server = https_server()
-    server.route("GET", "/k", echo)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("ANACONDA_SECRETS_DIR", str(home / "no-secrets"))
-    monkeypatch.setenv("ANACONDA_AUTH_DOMAIN", f"127.0.0.1:{server.port}")
-    monkeypatch.setenv("ANACONDA_AUTH_SSL_VERIFY", test_ca.ca_pem)
+def test_default_config_reuses_the_pool(default_site, monkeypatch, fresh_http_state):
     monkeypatch.setenv("ANACONDA_AUTH_API_KEY", "env-key")
-    monkeypatch.chdir(home)
     for _ in range(3):
-        assert aa.request("GET", "/k").json()["authorization"] == "Bearer env-key"
-    assert [r.connection_id for r in server.requests] == [1, 1, 1]
+        assert aa.request("GET", "/api/x").json()["authorization"] == "Bearer env-key"
+    assert [r.connection_id for r in default_site.requests] == [1, 1, 1]
     assert len(fresh_http_state) == 1
 
 

@@ -1151,42 +1151,14 @@ def test_paste_back_on_a_tty_completes_the_login(oidc_provider, anaconda_api, te
     assert key.returncode == 0 and key.stdout.strip() == anaconda_api.issued_keys[-1]["api_key"]
 
 
-def test_pasted_query_string_in_process_on_a_pty(https_server, test_ca, tmp_path):
-    server = https_server()
-    server.route("POST", "/token", TOKEN)
-    config = _config(tmp_path, test_ca, domain=_domain(server))
+def _paste_on_a_pty(server: Any, config: aa.Config, pasted: Any) -> tuple[str, str]:
+    """The browser flow in-process with a pseudo-terminal as stdin: when the browser would
+    open, ``pasted(state)``'s lines are typed. Returns the access token and what went to stderr."""
     master, slave = pty.openpty()
     stdin = os.fdopen(slave, "r", encoding="utf-8")
     try:
         def open_url(url: str) -> bool:
-            params = _auth_params(url)
-            os.write(master, ("?" + urlencode({"code": "pasted", "state": params["state"],
-                                               "iss": server.url}) + "\n").encode())
-            return True
-
-        stderr = io.StringIO()
-        token = _flow(server, config, "browser", _seams(open_url=open_url, stdin=stdin, stderr=stderr), timeout=30)
-    finally:
-        stdin.close()
-        os.close(master)
-    assert token == "fake-access-token"
-    assert _posts(server, "/token")[0].form()["code"] == "pasted"
-    assert "paste here" in stderr.getvalue()
-
-
-def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_server, test_ca, tmp_path):
-    server = https_server()
-    server.route("POST", "/token", TOKEN)
-    config = _config(tmp_path, test_ca, domain=_domain(server))
-    master, slave = pty.openpty()
-    stdin = os.fdopen(slave, "r", encoding="utf-8")
-    try:
-        def open_url(url: str) -> bool:
-            state = _auth_params(url)["state"]
-            lines = ["not an address at all",
-                     f"127.0.0.1:1234/auth/oidc?state={state}",  # no code: ignored
-                     "127.0.0.1:1234/auth/oidc?" + urlencode({"code": "pasted", "state": state,
-                                                              "iss": server.url})]
+            lines = pasted(_auth_params(url)["state"])
             os.write(master, "".join(line + "\n" for line in lines).encode())
             return True
 
@@ -1195,8 +1167,30 @@ def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_s
     finally:
         stdin.close()
         os.close(master)
+    return token, stderr.getvalue()
+
+
+def test_pasted_query_string_in_process_on_a_pty(https_server, test_ca, tmp_path):
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    token, stderr = _paste_on_a_pty(server, config, lambda state: [
+        "?" + urlencode({"code": "pasted", "state": state, "iss": server.url})])
     assert token == "fake-access-token"
-    assert stderr.getvalue().count("was not accepted") == 2
+    assert _posts(server, "/token")[0].form()["code"] == "pasted"
+    assert "paste here" in stderr
+
+
+def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_server, test_ca, tmp_path):
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    token, stderr = _paste_on_a_pty(server, config, lambda state: [
+        "not an address at all",
+        f"127.0.0.1:1234/auth/oidc?state={state}",  # no code: ignored
+        "127.0.0.1:1234/auth/oidc?" + urlencode({"code": "pasted", "state": state, "iss": server.url})])
+    assert token == "fake-access-token"
+    assert stderr.count("was not accepted") == 2
 
 
 # ==========================================================================================
