@@ -963,15 +963,34 @@ def test_authorization_response_from_another_issuer_is_rejected(oidc_provider, a
     ({"code": "c"}, {"issuer": "https://idp"}, "ignored"),
     ({"error": "access_denied", "error_description": "no thanks", "state": "S"}, {}, "error"),
 ])
-def test_check_authorization_response(query, metadata, outcome):
-    result = aa._LoginResult()
-    ignored = aa._check_authorization_response({k: [v] for k, v in query.items()}, "S", metadata, result)
-    if outcome == "ignored":
-        assert ignored and not result.done.is_set()
-    elif outcome == "code":
-        assert ignored is None and result.code == "c" and result.error is None
+def test_the_listener_checks_state_and_issuer(https_server, test_ca, tmp_path, query, metadata, outcome):
+    """A callback carrying ``query`` (state "S" is the login's own, "T" another) reaches the
+    real loopback listener: its code is used, the login fails, or it is ignored (the listener
+    keeps waiting, and a good callback after it ends the login)."""
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    md = {**_fake_metadata(server, device=False), **metadata}
+
+    def open_url(url: str) -> bool:
+        params = _auth_params(url)
+        state = {"S": params["state"], "T": "not-" + params["state"]}
+        sent = {k: state.get(v, v) if k == "state" else v for k, v in query.items()}
+        _http_get(params["redirect_uri"] + "?" + urlencode(sent))
+        if outcome == "ignored":
+            _http_get(params["redirect_uri"] + "?" + urlencode(
+                {"code": "good", "state": params["state"], "iss": md["issuer"]}))
+        return True
+
+    if outcome == "error":
+        with pytest.raises(aa.AuthenticationError):
+            _flow(server, config, "browser", _seams(open_url=open_url), timeout=30, metadata=md)
+        assert _posts(server, "/token") == []
     else:
-        assert ignored is None and result.code is None and isinstance(result.error, aa.AuthenticationError)
+        assert _flow(server, config, "browser", _seams(open_url=open_url), timeout=30,
+                     metadata=md) == "fake-access-token"
+        assert [r.form()["code"] for r in _posts(server, "/token")] == [
+            "good" if outcome == "ignored" else "c"]
 
 
 def test_listener_timeout_is_a_clear_error_and_frees_the_port(https_server, test_ca, tmp_path):

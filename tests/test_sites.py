@@ -486,8 +486,9 @@ def test_dotted_keys_are_refused_only_where_the_edit_needs_them(tmp_path: Path) 
     assert "line 3: dotted key 'proxy_servers.https'" in stderr
     # Keys the edit does not manage may be dotted: they are left alone.
     assert set_site_checked(text, "a", {"domain": "b"}) == text.replace('"a"', '"b"')
-    with pytest.raises(ValueError, match="line 1: 'default_site' must be a plain key"):
-        aa._toml_set_default_site("default_site.x = 1\n", "a")
+    stderr = refused_by_the_cli(tmp_path, 'default_site.x = 1\n[sites.a]\ndomain = "a"\n',
+                                "modify", "--name", "a", "--default")
+    assert "line 1: 'default_site' must be a plain key" in stderr
 
 
 # -- Quoting: every name and value round-trips through a real TOML parser ------------------------
