@@ -172,9 +172,10 @@ class _ProcessCaches:
     """All the process remembers between calls, each because it pays for itself: urllib3 pools
     (keep-alive saves a TCP and TLS handshake), OpenID discovery (a network round trip), the
     proxies found in the environment (scanning it costs ~50 µs a request), the parsed file
-    store (re-read only when the file changes), the warnings already given, and urllib3's Retry
-    subclass (made on first use: urllib3 is imported lazily). What one Config implies hangs off
-    that Config instead. Tests start each case with ``reset()``."""
+    store (re-read only when the file changes), the warnings already given, urllib3's Retry
+    subclass (made on first use: urllib3 is imported lazily), and the sites a Panel server
+    checked at start. What one Config implies hangs off that Config instead. Tests start each
+    case with ``reset()``."""
 
     def __init__(self) -> None:
         self.pools: dict[tuple[Any, ...], Any] = {}
@@ -190,6 +191,9 @@ class _ProcessCaches:
         self.file_store: dict[str, tuple[tuple[int, int, int], dict[str, dict[str, str]]]] = {}
         self.warned: set[str] = set()
         self.retry_class: Any = None
+        # Site name from oauth_extra_params (None: ANACONDA_AUTH_SITE or the default site) ->
+        # its Config and discovery document, checked when Panel installed the handler.
+        self.panel_sites: dict[str | None, tuple[Config, JSONDict]] = {}
 
 
 _caches = _ProcessCaches()
@@ -4604,9 +4608,6 @@ def _prune_config_backups(directory: str) -> None:
 
 _PANEL_SITE_PARAMETER = "site"  # in oauth_extra_params: which [sites.<name>] to log in to
 _PANEL_USER_CLAIMS = ("email", "preferred_username", "sub")  # the first one present names a user
-# Site name (from oauth_extra_params, or None for ANACONDA_AUTH_SITE / the default site) -> the
-# resolved Config and its discovery document, checked when Panel installed the handler.
-_panel_sites: dict[str | None, tuple[Config, JSONDict]] = {}
 
 AnacondaLoginHandler: Any  # built by __getattr__ below; a subclass of panel.auth.OAuthLoginHandler
 
@@ -4634,8 +4635,8 @@ def _panel_site(oauth_key: Any, oauth_secret: Any, extra_params: Mapping[str, An
     if site is not None and (not isinstance(site, str) or not site):
         raise _panel_error(f"--oauth-extra-params {_PANEL_SITE_PARAMETER!r} must be a site name "
                            f"(a string), not {site!r}.")
-    if site in _panel_sites:
-        return _panel_sites[site]
+    if site in _caches.panel_sites:
+        return _caches.panel_sites[site]
     source = ("--oauth-extra-params (or PANEL_OAUTH_EXTRA_PARAMS) 'site'" if site is not None
               else "ANACONDA_AUTH_SITE" if environ.get("ANACONDA_AUTH_SITE") else "the default site")
     try:
@@ -4656,7 +4657,7 @@ def _panel_site(oauth_key: Any, oauth_secret: Any, extra_params: Mapping[str, An
     if methods is not None and "S256" not in methods:
         raise _panel_error(f"the OpenID provider of {config.auth_domain} does not support PKCE "
                            f"with S256 (code_challenge_methods_supported = {methods}).")
-    _panel_sites[site] = (config, metadata)
+    _caches.panel_sites[site] = (config, metadata)
     return config, metadata
 
 

@@ -80,13 +80,15 @@ use_device_flow = false
 # =================================================================================================
 
 
-def make_jwt(claims: dict[str, Any]) -> str:
-    """An unsigned-looking JWT with these claims (the module never checks signatures)."""
+def make_jwt(claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+    """A compact JWT with these claims and a dummy signature: neither this module nor the
+    reference checks signatures (the suites under tests/ use this one too)."""
 
     def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+        raw = json.dumps(value, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
-    return f"{part({'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
+    return f"{part(header or {'alg': 'RS256', 'typ': 'JWT'})}.{part(claims)}.c2lnbmF0dXJl"
 
 
 def key_expiring_in(seconds: float, **claims: Any) -> str:
@@ -118,6 +120,39 @@ def clean_environ() -> dict[str, str]:
         k: v for k, v in os.environ.items()
         if not k.upper().startswith(("ANACONDA_", "CONDA_")) and k not in _LEAKY_VARS
     }
+
+
+def store_entry(path: Path | str, domain: str, api_key: str, **kw: Any) -> bytes:
+    """Write one entry straight into the file store at ``path`` (``Config.keyring_path``), as
+    the reference would: no checks, so a test can store what login() refuses (expired, say)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = json.loads(path.read_bytes()) if path.exists() else {}
+    data.setdefault(SERVICE, {})[domain] = payload_b64(domain, api_key, **kw)
+    # A new file renamed over the old one, as writers do: its inode changes, which is how the
+    # module's cache of the parsed store notices a change within one clock tick.
+    new = path.with_name("keyring.test-new")
+    new.write_bytes(json.dumps(data).encode())
+    os.rename(new, path)
+    return path.read_bytes()
+
+
+def reset_caches() -> None:
+    """Forget what the module remembers between calls (pools, discovery, warnings given...),
+    so a test starts as a fresh process would; every suite's fixtures call this one."""
+    aa._caches.reset()
+
+
+def run_captured(argv: Sequence[str], env: dict[str, str], cwd: Path | str,
+                 stdin: str | None = None, timeout: float = SUBPROCESS_TIMEOUT
+                 ) -> subprocess.CompletedProcess:
+    """Run a command to its end with output captured as text; ``stdin`` None is /dev/null.
+    Every suite's command-line runner comes down to this one."""
+    return subprocess.run(
+        list(argv), check=False, cwd=str(cwd), env=env, capture_output=True, text=True,
+        encoding="utf-8", errors="replace", timeout=timeout,
+        **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
+    )
 
 
 class Sandbox:
@@ -175,9 +210,7 @@ class Sandbox:
 
     def store(self, domain: str, api_key: str, **kw: Any) -> bytes:
         """Write one entry directly into the file store, as the reference would."""
-        data = self.read_keyring() or {SERVICE: {}}
-        data.setdefault(SERVICE, {})[domain] = payload_b64(domain, api_key, **kw)
-        return self.write_keyring(data)
+        return store_entry(self.keyring_file, domain, api_key, **kw)
 
     def keyring_bytes(self) -> bytes | None:
         try:
@@ -191,6 +224,16 @@ class Sandbox:
 
     def stored_entries(self) -> dict[str, dict[str, Any]]:
         return {d: decode_entry(v) for d, v in (self.read_keyring() or {}).get(SERVICE, {}).items()}
+
+    def expand(self, text: str) -> str:
+        """Fill in ``<ROOT>`` and ``<HOME>`` in a case's texts."""
+        return text.replace("<ROOT>", str(self.root)).replace("<HOME>", str(self.home))
+
+    def write(self, path: Path, text: str) -> Path:
+        """A file anywhere (parents made), its text dedented and ``<ROOT>``/``<HOME>`` filled in."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(self.expand(text)).lstrip("\n"), encoding="utf-8")
+        return path
 
     def leftover_files(self) -> list[str]:
         """Anything in ~/.anaconda besides the store, its lock and the config."""
@@ -226,20 +269,11 @@ class Sandbox:
             prefix: Sequence[str] = (), python_args: Sequence[str] = ()
             ) -> subprocess.CompletedProcess:
         argv = [*prefix, sys.executable, *python_args, "-m", "anaconda_auth", *args]
-        return subprocess.run(
-            argv, check=False, cwd=self.cwd, env=self.cli_env(env), capture_output=True, text=True,
-            input=stdin if stdin is not None else "", timeout=SUBPROCESS_TIMEOUT,
-            encoding="utf-8",
-        )
+        return run_captured(argv, self.cli_env(env), self.cwd, stdin if stdin is not None else "")
 
     def python(self, code: str, env: dict[str, str] | None = None,
                args: Sequence[str] = ()) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-c", code, *args], check=False, cwd=self.cwd,
-            env=self.cli_env(env),
-            capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, encoding="utf-8",
-            stdin=subprocess.DEVNULL,
-        )
+        return run_captured([sys.executable, "-c", code, *args], self.cli_env(env), self.cwd)
 
 
 @pytest.fixture
@@ -257,7 +291,7 @@ def _isolated_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if name.upper().startswith(("ANACONDA_", "CONDA_")) or name in ("CONDARC", "MAMBARC"):
             monkeypatch.delenv(name)
     # Warnings shown once per process: each test starts with none shown yet.
-    aa._caches.reset()
+    reset_caches()
 
 
 def assert_ok(result: subprocess.CompletedProcess, code: int = 0) -> None:
@@ -345,7 +379,7 @@ def drop_file_permission_override() -> list[str]:
     setpriv = shutil.which("setpriv")
     if not setpriv:
         pytest.fail("running as root needs setpriv (Debian package util-linux) to drop "
-                    "CAP_DAC_OVERRIDE for the unreadable-file test", pytrace=False)
+                    "CAP_DAC_OVERRIDE for the tests where file modes must bind", pytrace=False)
     caps = "-dac_override,-dac_read_search"
     return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
 
@@ -483,10 +517,26 @@ LADDER = (
 )
 
 
+# Where each rung of the ladder puts its value: (kind, variable or file name or text).
+LADDER_PLACES = {
+    "explicit": ("argument", "ssl_verify"),
+    "auth_env": ("env", "ANACONDA_AUTH_SSL_VERIFY"),
+    "auth_secret": ("secret", "anaconda_auth_ssl_verify"),
+    "auth_dotenv": (".env", "ANACONDA_AUTH_SSL_VERIFY"),
+    "site_table": ("config.toml", '[sites.main]\ndomain = "main.example"\nssl_verify = "{}"\n'),
+    "legacy_env": ("env", "ANACONDA_CLOUD_SSL_VERIFY"),
+    "legacy_secret": ("secret", "anaconda_cloud_ssl_verify"),
+    "legacy_dotenv": (".env", "ANACONDA_CLOUD_SSL_VERIFY"),
+    "legacy_toml": ("config.toml", '[plugin.cloud]\nssl_verify = "{}"\n'),
+    "plugin_auth": ("config.toml", '[plugin.auth]\nssl_verify = "{}"\n'),
+    "conda_env": ("env", "CONDA_SSL_VERIFY"),
+    "condarc": (".condarc", "channels:\n  - defaults\nssl_verify: {}\n"),
+}
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.mark.parametrize("step", range(len(LADDER)), ids=[name for name, _ in LADDER])
 def test_every_source_beats_the_sources_below_it(sandbox, step):
-    present = {name for name, _ in LADDER[step:]}
     ca = {}
     for name, _ in LADDER[:-1]:
         ca[name] = sandbox.root / f"ca-{name}.pem"
@@ -494,30 +544,21 @@ def test_every_source_beats_the_sources_below_it(sandbox, step):
     env: dict[str, str] = {}
     dotenv, toml = [], []
     overrides = {}
-    if "explicit" in present:
-        overrides["ssl_verify"] = str(ca["explicit"])
-    if "auth_env" in present:
-        env["ANACONDA_AUTH_SSL_VERIFY"] = str(ca["auth_env"])
-    if "auth_secret" in present:
-        sandbox.write_secret("anaconda_auth_ssl_verify", str(ca["auth_secret"]))
-    if "auth_dotenv" in present:
-        dotenv.append(f"ANACONDA_AUTH_SSL_VERIFY={ca['auth_dotenv']}")
-    if "site_table" in present:
-        toml.append(f'[sites.main]\ndomain = "main.example"\nssl_verify = "{ca["site_table"]}"\n')
-    if "legacy_env" in present:
-        env["ANACONDA_CLOUD_SSL_VERIFY"] = str(ca["legacy_env"])
-    if "legacy_secret" in present:
-        sandbox.write_secret("anaconda_cloud_ssl_verify", str(ca["legacy_secret"]))
-    if "legacy_dotenv" in present:
-        dotenv.append(f"ANACONDA_CLOUD_SSL_VERIFY={ca['legacy_dotenv']}")
-    if "legacy_toml" in present:
-        toml.append(f'[plugin.cloud]\nssl_verify = "{ca["legacy_toml"]}"\n')
-    if "plugin_auth" in present:
-        toml.append(f'[plugin.auth]\nssl_verify = "{ca["plugin_auth"]}"\n')
-    if "conda_env" in present:
-        env["CONDA_SSL_VERIFY"] = str(ca["conda_env"])
-    if "condarc" in present:
-        (sandbox.home / ".condarc").write_text(f"channels:\n  - defaults\nssl_verify: {ca['condarc']}\n")
+    for name, _ in LADDER[step:-1]:  # in the ladder's order: .env and config.toml keep it too
+        kind, where = LADDER_PLACES[name]
+        value = str(ca[name])
+        if kind == "argument":
+            overrides[where] = value
+        elif kind == "env":
+            env[where] = value
+        elif kind == "secret":
+            sandbox.write_secret(where, value)
+        elif kind == ".env":
+            dotenv.append(f"{where}={value}")
+        elif kind == "config.toml":
+            toml.append(where.format(value))
+        else:
+            (sandbox.home / ".condarc").write_text(where.format(value))
     if dotenv:
         sandbox.write_dotenv("\n".join(dotenv) + "\n")
     if toml:
@@ -1484,17 +1525,20 @@ def test_root_rewriting_a_users_store_keeps_the_user_as_owner(sandbox):
     assert set(sandbox.stored_entries()) == {"other.example", "anaconda.com"}
 
 
-def test_legacy_entry_is_returned_even_when_it_cannot_be_moved(sandbox, monkeypatch):
-    sandbox.store("anaconda.cloud", "legacy-key")
-
-    def refuse(self: Any, change: Any) -> None:
-        raise aa.StorageError("read-only store")
-
-    monkeypatch.setattr(aa._FileStore, "update", refuse)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        assert aa.get_api_key(sandbox.resolve()) == "legacy-key"
-    assert any("anaconda.cloud" in str(w.message) for w in caught)
+def test_legacy_entry_is_returned_even_when_it_cannot_be_moved(sandbox):
+    """A read-only store (~/.anaconda and the file not writable, as for a user, not root)."""
+    before = sandbox.store("anaconda.cloud", "legacy-key")
+    os.chmod(sandbox.keyring_file, 0o444)
+    os.chmod(sandbox.anaconda_dir, 0o555)
+    try:
+        result = sandbox.cli("api-key", prefix=drop_file_permission_override())
+    finally:
+        os.chmod(sandbox.anaconda_dir, 0o700)
+        os.chmod(sandbox.keyring_file, 0o600)
+    assert_ok(result)
+    assert result.stdout == "legacy-key\n"
+    assert "anaconda.cloud" in result.stderr and "\n" not in result.stderr.strip()
+    assert sandbox.keyring_bytes() == before
 
 
 
@@ -1945,11 +1989,8 @@ def test_is_logged_in_reports_a_damaged_store_instead_of_guessing(sandbox):
 
 def panel_site(sandbox: Sandbox, key: Any = "client", secret: Any = "secret",
                extra: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Any:
-    aa._panel_sites.clear()  # the settings of one Panel server per process, cached
-    try:
-        return aa._panel_site(key, secret, extra, environ={**sandbox.environ, **(env or {})})
-    finally:
-        aa._panel_sites.clear()
+    # (What one Panel server checked is cached per process; each test starts with reset_caches.)
+    return aa._panel_site(key, secret, extra, environ={**sandbox.environ, **(env or {})})
 
 
 @pytest.mark.parametrize(("key", "secret", "setting"), [
@@ -2804,9 +2845,20 @@ SIMPLE_TOML_CORPUS = [
 ]
 
 
+def toml_library() -> Any:
+    """What the module falls back to: tomllib, or tomli before Python 3.11 (needed there)."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    import tomli
+
+    return tomli
+
+
 @pytest.mark.parametrize("text", SIMPLE_TOML_CORPUS)
 def test_plain_toml_reader_agrees_with_tomllib_or_defers_to_it(text):
-    toml = aa._import_toml("config.toml")
+    toml = toml_library()
     try:
         expected: Any = toml.loads(text)
     except toml.TOMLDecodeError:
@@ -2830,7 +2882,7 @@ def test_plain_toml_reader_never_disagrees_with_tomllib_on_mutated_files():
     same way (and whatever is invalid, the fast reader refuses)."""
     import random
 
-    toml = aa._import_toml("config.toml")
+    toml = toml_library()
     rng = random.Random(20261123)
     bases = [('default_site = "x"\n\n[sites.x]\ndomain = "foo.local" # c\nssl_verify = false\n'
              '[sites."a.b".proxy_servers]\nhttps = "p"\n'),

@@ -19,7 +19,6 @@ What it serves (everything else is 404 unless a test adds a route):
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import ssl
 import threading
@@ -28,6 +27,8 @@ import urllib.error
 import urllib.request
 import uuid
 from typing import Any
+
+from test_anaconda_auth import make_jwt  # the one JWT maker; re-exported for the suites
 
 from .httpserver import HTTPTestServer, RecordedRequest
 
@@ -38,17 +39,6 @@ AUTH_REQUIRED = {"error": {"code": "auth_required", "message": "Authentication r
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def make_jwt(payload: dict[str, Any], header: dict[str, Any] | None = None) -> str:
-    """A compact JWT with the given payload and a fake signature (nobody verifies it)."""
-    head = header or {"alg": "RS256", "typ": "JWT"}
-    parts = [
-        _b64url(json.dumps(head, separators=(",", ":")).encode()),
-        _b64url(json.dumps(payload, separators=(",", ":")).encode()),
-        _b64url(b"test-signature-" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).digest()),
-    ]
-    return ".".join(parts)
 
 
 def jwt_payload(token: str) -> dict[str, Any]:

@@ -14,6 +14,12 @@ a stand-in for anaconda.com's API, a stdlib browserless user agent and headless 
 | ``anaconda_api``        | function | :class:`tests.anaconda_api.AnacondaAPI` (api-keys, account)   |
 | ``useragent_browser_env`` | function | BROWSER string running tests/useragent.py (stdlib)         |
 | ``chromium_browser_env``| function | BROWSER string running tests/browser_login.py (Chromium)      |
+| ``reference_python``    | session  | the reference venv's interpreter (anaconda-auth 0.15.3)       |
+| ``fresh_caches``        | autouse  | the module's caches emptied before and after each test        |
+
+The helpers every suite shares (``Sandbox``, ``make_jwt``, ``store_entry``, ``run_captured``,
+``reset_caches``) live in the top-level ``test_anaconda_auth.py``, which must run alone beside a
+vendored copy; the suites here import them from it.
 
 Rules: a missing tool (node and ``npm ci``, tinyproxy, dbus-daemon, gnome-keyring-daemon,
 chromium, the browser venv) is a test FAILURE that says how to install it; only outside CI,
@@ -39,10 +45,13 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `tests` must import even under --import-mode=importlib
     sys.path.insert(0, str(ROOT))
 
+from test_anaconda_auth import reset_caches
 from tests import tools
 from tests.httpserver import HTTPTestServer
 
 TIMINGS: dict[str, list[float]] = {}
+REFERENCE_PYTHON_VAR = "ANACONDA_AUTH_TEST_REFERENCE_PYTHON"
+REFERENCE_VERSION = "0.15.3"
 
 
 def _timed(name: str, seconds: float) -> None:
@@ -59,6 +68,45 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             f"{name:<18} n={len(values):<3} min={min(values) * 1000:7.1f} ms  "
             f"max={max(values) * 1000:7.1f} ms  total={sum(values):6.2f} s"
         )
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches() -> Iterator[None]:
+    """Each test starts, and leaves, with the module's caches empty (pools closed, no discovery,
+    no proxies found in the environment, no warnings given): a later test's server may reuse a
+    port, and a warning given once per process must be given again."""
+    reset_caches()
+    yield
+    reset_caches()
+
+
+@pytest.fixture(scope="session")
+def reference_python() -> str:
+    """The reference venv's interpreter, checked to hold anaconda-auth 0.15.3; missing is a
+    failure (CI must never skip the comparison with the reference)."""
+    path = os.environ.get(REFERENCE_PYTHON_VAR)
+    if not path:
+        pytest.fail(
+            f"{REFERENCE_PYTHON_VAR} is not set. These tests compare against "
+            f"anaconda-auth=={REFERENCE_VERSION} in its own venv: run tests/test-all (which "
+            f"builds .venvs/reference and sets the variable), or export "
+            f"{REFERENCE_PYTHON_VAR}=$PWD/.venvs/reference/bin/python after running it once.",
+            pytrace=False,
+        )
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run tests/test-all")
+    probe = subprocess.run(
+        [path, "-I", "-c", "import importlib.metadata as m; print(m.version('anaconda-auth'))"],
+        capture_output=True, text=True, timeout=60, cwd="/", check=False,
+    )
+    version = probe.stdout.strip()
+    if probe.returncode != 0 or version != REFERENCE_VERSION:
+        pytest.fail(
+            f"{path} should have anaconda-auth=={REFERENCE_VERSION} installed, found "
+            f"{version or 'nothing'}: {probe.stderr.strip()[-500:]}; run tests/test-all",
+            pytrace=False,
+        )
+    return path
 
 
 # ------------------------------------------------------------------------------------------

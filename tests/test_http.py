@@ -15,7 +15,6 @@ import email.utils
 import json
 import math
 import os
-import select
 import socket
 import ssl
 import subprocess
@@ -32,7 +31,7 @@ import pytest
 import urllib3
 
 import anaconda_auth as aa
-from tests.anaconda_api import make_jwt
+from test_anaconda_auth import CLI, make_jwt, run_captured, run_on_terminal, store_entry, type_line
 
 ROOT = Path(__file__).resolve().parents[1]
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
@@ -56,15 +55,12 @@ URLLIB3_2 = int(urllib3.__version__.split(".")[0]) >= 2
 
 
 @pytest.fixture(autouse=True)
-def fresh_http_state(monkeypatch: pytest.MonkeyPatch):
-    """Each test starts with the module's caches empty (pools, discovery, proxies found in the
-    environment, once-warnings) and no proxy variables from the machine; yields the pools, and
-    closes the ones the test opened afterwards."""
-    aa._caches.reset()
+def fresh_http_state(fresh_caches: None, monkeypatch: pytest.MonkeyPatch):
+    """Each test starts with no proxy variables from the machine (and, by conftest's
+    fresh_caches, with the module's caches empty); gives the pools the test opens."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    yield aa._caches.pools
-    aa._caches.reset()
+    return aa._caches.pools
 
 
 @pytest.fixture
@@ -401,11 +397,11 @@ def test_missing_stored_key_sends_none_and_does_not_raise(https_server, make_con
     assert response.status == 200 and response.json()["authorization"] is None
 
 
-def test_expired_stored_key_sends_none_and_does_not_raise(https_server, make_config):
+def test_expired_stored_key_sends_none_and_does_not_raise(https_server, make_config, home):
     server = https_server()
     server.route("GET", "/a", echo)
     config = make_config(server)
-    aa._save_api_key(config, jwt(-60))  # login() refuses expired keys; the store may hold one
+    store_entry(config.keyring_path, config.domain, jwt(-60))  # login() refuses expired keys; the store may hold one
     response = aa.request("GET", "/a", config=config)
     assert response.status == 200 and response.json()["authorization"] is None
 
@@ -723,6 +719,8 @@ def test_other_401_bodies_keep_status_and_excerpt(https_server, make_config):
     ("2023.10.0", "2023.10.0", False),
     ("2023.9.30", "2023.10", True),      # numeric, not string, comparison
     ("2025.1.1", "not-a-version", False),
+    ("v1", "2023.10", False),            # a client version that is not numeric: no comparison
+    ("2024.2", "2024.2.1", True),        # a missing third part counts as 0
 ])
 def test_min_api_version_warning(https_server, make_config, ours, minimum, warns):
     server = https_server()
@@ -738,13 +736,6 @@ def test_min_api_version_warning(https_server, make_config, ours, minimum, warns
     assert messages == ([expected] if warns else [])
     if warns:
         assert [w.filename for w in caught] == [__file__]  # points at the caller
-
-
-def test_parse_version():
-    assert aa._parse_version("2023.10.0") == (2023, 10, 0)
-    assert aa._parse_version("2024.02") == (2024, 2, 0)
-    assert aa._parse_version("2023.01.01") == (2023, 1, 1)
-    assert aa._parse_version("v1") is None
 
 
 # ------------------------------------------------------------------------------------------
@@ -763,19 +754,11 @@ def test_keep_alive_reuses_one_connection(https_server, make_config, fresh_http_
     assert len(fresh_http_state) == 1
 
 
-def test_default_config_reuses_the_pool(https_server, test_ca, home, monkeypatch,
-                                        fresh_http_state):
-    server = https_server()
-    server.route("GET", "/k", echo)
-    monkeypatch.setenv("HOME", str(home))
-    monkeypatch.setenv("ANACONDA_SECRETS_DIR", str(home / "no-secrets"))
-    monkeypatch.setenv("ANACONDA_AUTH_DOMAIN", f"127.0.0.1:{server.port}")
-    monkeypatch.setenv("ANACONDA_AUTH_SSL_VERIFY", test_ca.ca_pem)
+def test_default_config_reuses_the_pool(default_site, monkeypatch, fresh_http_state):
     monkeypatch.setenv("ANACONDA_AUTH_API_KEY", "env-key")
-    monkeypatch.chdir(home)
     for _ in range(3):
-        assert aa.request("GET", "/k").json()["authorization"] == "Bearer env-key"
-    assert [r.connection_id for r in server.requests] == [1, 1, 1]
+        assert aa.request("GET", "/api/x").json()["authorization"] == "Bearer env-key"
+    assert [r.connection_id for r in default_site.requests] == [1, 1, 1]
     assert len(fresh_http_state) == 1
 
 
@@ -857,9 +840,6 @@ def test_ca_bundle_variables_order(https_server, make_config, test_ca, no_ca_var
 
 def test_default_is_certifi_when_no_variable_is_set(https_server, make_config, test_ca,
                                                    no_ca_variables, monkeypatch):
-    import certifi
-
-    assert aa._default_ca_bundle() == certifi.where()
     server = https_server()
     server.route("GET", "/x", 204)
     # Prove the pool really loads certifi's bundle: a certifi whose bundle is the test CA.
@@ -872,7 +852,6 @@ def test_default_is_certifi_when_no_variable_is_set(https_server, make_config, t
 def test_default_is_the_system_store_without_certifi(https_server, make_config, test_ca,
                                                      no_ca_variables, monkeypatch):
     monkeypatch.setitem(sys.modules, "certifi", None)  # import certifi -> ImportError
-    assert aa._default_ca_bundle() is None
     server = https_server()
     server.route("GET", "/x", 204)
     config = make_config(server, ssl_verify=True)
@@ -987,8 +966,7 @@ def test_ssl_verify_false_prints_one_line_on_stderr(https_server, home, test_ca)
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(ROOT),
            "ANACONDA_SECRETS_DIR": str(home / "none"),
            "ANACONDA_AUTH_DOMAIN": f"127.0.0.1:{server.port}", "ANACONDA_AUTH_SSL_VERIFY": "false"}
-    done = subprocess.run([sys.executable, "-c", script], env=env, cwd=str(home),
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = run_captured([sys.executable, "-c", script], env, home)
     assert done.returncode == 0, done.stderr
     assert done.stdout == "done\n"
     warning_lines = [line for line in done.stderr.splitlines() if "Warning" in line]
@@ -1282,11 +1260,20 @@ def test_unreachable_proxy_names_it_without_the_password(https_server, make_conf
     assert server.requests == []
 
 
-def test_proxy_credentials_are_percent_decoded(make_config):
-    url, headers = aa._split_proxy_credentials("http://us%40er:p%3Ass@proxy.test:3128")
-    assert url == "http://proxy.test:3128"
-    assert headers == {"Proxy-Authorization": "Basic " + base64.b64encode(b"us@er:p:ss").decode()}
-    assert aa._split_proxy_credentials("proxy.test:3128") == ("http://proxy.test:3128", {})
+def test_proxy_credentials_are_percent_decoded(https_server, make_config):
+    """The recording server stands in for a plain-http proxy: it sees the absolute-form request
+    (so it was proxied) and the Proxy-Authorization made from the URL's decoded user and
+    password; a proxy without a scheme is http://, and without credentials sends none."""
+    proxy = https_server(tls=False)
+    proxy.route("GET", "/p", 204)
+    target = f"http://127.0.0.1:{proxy.port}/p"
+    basic = "Basic " + base64.b64encode(b"us@er:p:ss").decode()
+    for proxy_url, sent in ((f"http://us%40er:p%3Ass@127.0.0.1:{proxy.port}", basic),
+                            (f"127.0.0.1:{proxy.port}", None)):
+        config = make_config(proxy, proxy_servers={"http": proxy_url})
+        assert aa.request("GET", target, config=config).status == 204
+        seen = proxy.requests[-1]
+        assert (seen.path, seen.headers.get("Proxy-Authorization")) == (target, sent)
 
 
 # ------------------------------------------------------------------------------------------
@@ -1663,11 +1650,11 @@ def test_client_api_key_argument_beats_the_environment_which_beats_the_store(htt
     assert client.get("/api/x").json()["authorization"] == "Bearer init-key"
 
 
-def test_client_sends_no_expired_stored_key(https_server, make_config):
+def test_client_sends_no_expired_stored_key(https_server, make_config, home):
     server = https_server()
     server.route("GET", "/api/x", echo)
     config = make_config(server)
-    aa._save_api_key(config, jwt(-3600))
+    store_entry(config.keyring_path, config.domain, jwt(-3600))
     assert aa.Client(config).get("/api/x").json()["authorization"] is None
 
 
@@ -1776,9 +1763,7 @@ def test_whoami_with_a_refused_key(anaconda_api, make_config):
 def cli(args: list[str], home: Path, environ: dict[str, str]) -> subprocess.CompletedProcess:
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(ROOT),
            "ANACONDA_SECRETS_DIR": str(home / "no-secrets"), **environ}
-    return subprocess.run([sys.executable, "-m", "anaconda_auth", *args], env=env, cwd=str(home),
-                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60,
-                          check=False)
+    return run_captured([*CLI, *args], env, home)
 
 
 def test_cli_whoami_without_a_key_exits_3(anaconda_api, home, test_ca):
@@ -1827,38 +1812,11 @@ def test_cli_whoami_with_a_refused_key_exits_3(anaconda_api, home, test_ca):
 def test_cli_whoami_on_a_terminal_offers_login(anaconda_api, home, test_ca):
     """On a TTY, a missing key gets the same offer as api-key; answering no exits 3 with the
     instructions."""
-    import pty
-
     env = {"PATH": os.environ["PATH"], "HOME": str(home), "PYTHONPATH": str(ROOT),
            "ANACONDA_SECRETS_DIR": str(home / "no-secrets"), "TERM": "dumb",
            "ANACONDA_AUTH_DOMAIN": anaconda_api.domain, "ANACONDA_AUTH_SSL_VERIFY": test_ca.ca_pem}
-    controller, terminal = pty.openpty()
-    try:
-        process = subprocess.Popen([sys.executable, "-m", "anaconda_auth", "whoami"], env=env,
-                                   cwd=str(home), stdin=terminal, stdout=terminal,
-                                   stderr=terminal, close_fds=True)
-        os.close(terminal)
-        terminal = -1
-        output = b""
-        deadline = time.monotonic() + 30
-        while b"[y/n]" not in output and time.monotonic() < deadline:
-            if select.select([controller], [], [], 0.5)[0]:
-                output += os.read(controller, 4096)
-        assert b"Continue with interactive login? [y/n]" in output, output
-        os.write(controller, b"n\n")
-        assert process.wait(timeout=30) == 3
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(controller)
-        if terminal >= 0:
-            os.close(terminal)
-    text = output.decode("utf-8", "replace")
+    code, text = run_on_terminal([*CLI, "whoami"], env, home,
+                                 [("Continue with interactive login? [y/n]", type_line("n"))])
+    assert code == 3, text
     assert "login" in text and "ANACONDA_AUTH_API_KEY" in text
     assert not [r for r in anaconda_api.requests if r.url_path == "/api/account"]

@@ -38,7 +38,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 import anaconda_auth as aa
-from tests.anaconda_api import AUTH_PATH, IAM_PATH, make_jwt
+from test_anaconda_auth import make_jwt, run_captured, store_entry
+from tests.anaconda_api import AUTH_PATH, IAM_PATH
 from tests.tools import free_port, stop_process
 from tests.useragent import UserAgent
 
@@ -58,12 +59,9 @@ TOKEN = (200, {}, {"access_token": "fake-access-token", "token_type": "Bearer", 
 # ------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fresh_discovery_cache():
-    """Discovery is cached per process per URL; a later test's server may reuse a port."""
-    aa._caches.reset()
-    yield
-    aa._caches.reset()
+def _store_raw(config: aa.Config, key: str) -> None:
+    """``key`` in the config's file store, unchecked (tests/test_provisioning.py uses this name)."""
+    store_entry(config.keyring_path, config.domain, key)
 
 
 class FakeClock:
@@ -121,15 +119,6 @@ def _flow(server: Any, config: aa.Config, flow: str, seams: dict[str, Any], open
     key = aa.login(config, force=True, flow=flow, open_browser=open_browser, timeout=timeout, **seams)
     assert key.startswith("issued-for:") and aa.get_api_key(config) == key
     return key[len("issued-for:"):]
-
-
-def _store_raw(config: aa.Config, key: str) -> None:
-    """Write ``key`` into the file store as the reference package would (no checks at all)."""
-    value = base64.b64encode(json.dumps({"domain": config.domain, "api_key": key, "repo_tokens": [],
-                                         "version": 2}, separators=(",", ":")).encode()).decode()
-    path = Path(config.keyring_path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"Anaconda Cloud": {config.domain: value}}))
 
 
 def _fake_metadata(server: Any, device: bool = True) -> dict[str, Any]:
@@ -256,11 +245,7 @@ def _keyring_file(env: dict[str, str]) -> Path:
 
 def run_cli(args: list[str], env: dict[str, str], input: str | None = None,
             timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "-m", "anaconda_auth", *args], env=env, cwd=env["HOME"], input=input,
-        stdin=None if input is not None else subprocess.DEVNULL,
-        capture_output=True, text=True, errors="replace", timeout=timeout, check=False,
-    )
+    return run_captured([PYTHON, "-m", "anaconda_auth", *args], env, env["HOME"], input, timeout)
 
 
 class CLIProcess:
@@ -978,15 +963,34 @@ def test_authorization_response_from_another_issuer_is_rejected(oidc_provider, a
     ({"code": "c"}, {"issuer": "https://idp"}, "ignored"),
     ({"error": "access_denied", "error_description": "no thanks", "state": "S"}, {}, "error"),
 ])
-def test_check_authorization_response(query, metadata, outcome):
-    result = aa._LoginResult()
-    ignored = aa._check_authorization_response({k: [v] for k, v in query.items()}, "S", metadata, result)
-    if outcome == "ignored":
-        assert ignored and not result.done.is_set()
-    elif outcome == "code":
-        assert ignored is None and result.code == "c" and result.error is None
+def test_the_listener_checks_state_and_issuer(https_server, test_ca, tmp_path, query, metadata, outcome):
+    """A callback carrying ``query`` (state "S" is the login's own, "T" another) reaches the
+    real loopback listener: its code is used, the login fails, or it is ignored (the listener
+    keeps waiting, and a good callback after it ends the login)."""
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    md = {**_fake_metadata(server, device=False), **metadata}
+
+    def open_url(url: str) -> bool:
+        params = _auth_params(url)
+        state = {"S": params["state"], "T": "not-" + params["state"]}
+        sent = {k: state.get(v, v) if k == "state" else v for k, v in query.items()}
+        _http_get(params["redirect_uri"] + "?" + urlencode(sent))
+        if outcome == "ignored":
+            _http_get(params["redirect_uri"] + "?" + urlencode(
+                {"code": "good", "state": params["state"], "iss": md["issuer"]}))
+        return True
+
+    if outcome == "error":
+        with pytest.raises(aa.AuthenticationError):
+            _flow(server, config, "browser", _seams(open_url=open_url), timeout=30, metadata=md)
+        assert _posts(server, "/token") == []
     else:
-        assert ignored is None and result.code is None and isinstance(result.error, aa.AuthenticationError)
+        assert _flow(server, config, "browser", _seams(open_url=open_url), timeout=30,
+                     metadata=md) == "fake-access-token"
+        assert [r.form()["code"] for r in _posts(server, "/token")] == [
+            "good" if outcome == "ignored" else "c"]
 
 
 def test_listener_timeout_is_a_clear_error_and_frees_the_port(https_server, test_ca, tmp_path):
@@ -1166,42 +1170,14 @@ def test_paste_back_on_a_tty_completes_the_login(oidc_provider, anaconda_api, te
     assert key.returncode == 0 and key.stdout.strip() == anaconda_api.issued_keys[-1]["api_key"]
 
 
-def test_pasted_query_string_in_process_on_a_pty(https_server, test_ca, tmp_path):
-    server = https_server()
-    server.route("POST", "/token", TOKEN)
-    config = _config(tmp_path, test_ca, domain=_domain(server))
+def _paste_on_a_pty(server: Any, config: aa.Config, pasted: Any) -> tuple[str, str]:
+    """The browser flow in-process with a pseudo-terminal as stdin: when the browser would
+    open, ``pasted(state)``'s lines are typed. Returns the access token and what went to stderr."""
     master, slave = pty.openpty()
     stdin = os.fdopen(slave, "r", encoding="utf-8")
     try:
         def open_url(url: str) -> bool:
-            params = _auth_params(url)
-            os.write(master, ("?" + urlencode({"code": "pasted", "state": params["state"],
-                                               "iss": server.url}) + "\n").encode())
-            return True
-
-        stderr = io.StringIO()
-        token = _flow(server, config, "browser", _seams(open_url=open_url, stdin=stdin, stderr=stderr), timeout=30)
-    finally:
-        stdin.close()
-        os.close(master)
-    assert token == "fake-access-token"
-    assert _posts(server, "/token")[0].form()["code"] == "pasted"
-    assert "paste here" in stderr.getvalue()
-
-
-def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_server, test_ca, tmp_path):
-    server = https_server()
-    server.route("POST", "/token", TOKEN)
-    config = _config(tmp_path, test_ca, domain=_domain(server))
-    master, slave = pty.openpty()
-    stdin = os.fdopen(slave, "r", encoding="utf-8")
-    try:
-        def open_url(url: str) -> bool:
-            state = _auth_params(url)["state"]
-            lines = ["not an address at all",
-                     f"127.0.0.1:1234/auth/oidc?state={state}",  # no code: ignored
-                     "127.0.0.1:1234/auth/oidc?" + urlencode({"code": "pasted", "state": state,
-                                                              "iss": server.url})]
+            lines = pasted(_auth_params(url)["state"])
             os.write(master, "".join(line + "\n" for line in lines).encode())
             return True
 
@@ -1210,8 +1186,30 @@ def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_s
     finally:
         stdin.close()
         os.close(master)
+    return token, stderr.getvalue()
+
+
+def test_pasted_query_string_in_process_on_a_pty(https_server, test_ca, tmp_path):
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    token, stderr = _paste_on_a_pty(server, config, lambda state: [
+        "?" + urlencode({"code": "pasted", "state": state, "iss": server.url})])
     assert token == "fake-access-token"
-    assert stderr.getvalue().count("was not accepted") == 2
+    assert _posts(server, "/token")[0].form()["code"] == "pasted"
+    assert "paste here" in stderr
+
+
+def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_server, test_ca, tmp_path):
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    token, stderr = _paste_on_a_pty(server, config, lambda state: [
+        "not an address at all",
+        f"127.0.0.1:1234/auth/oidc?state={state}",  # no code: ignored
+        "127.0.0.1:1234/auth/oidc?" + urlencode({"code": "pasted", "state": state, "iss": server.url})])
+    assert token == "fake-access-token"
+    assert stderr.count("was not accepted") == 2
 
 
 # ==========================================================================================
@@ -1436,7 +1434,7 @@ def test_login_runs_again_when_the_stored_key_expired(https_server, test_ca, tmp
     server = https_server()
     server.route("GET", "/.well-known/openid-configuration", (500, {}, "down"))
     config = _config(tmp_path, test_ca, domain=_domain(server))
-    _store_raw(config, make_jwt({"sub": "alice", "exp": int(time.time()) - 60}))
+    store_entry(config.keyring_path, config.domain, make_jwt({"sub": "alice", "exp": int(time.time()) - 60}))
     with pytest.raises(aa.AuthenticationError, match="discovery"):
         aa.login(config)
     assert [r.url_path for r in server.requests] == ["/.well-known/openid-configuration"]

@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
-import textwrap
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,26 +31,13 @@ from typing import Any
 
 import pytest
 
+import test_anaconda_auth as fast
+from test_anaconda_auth import make_jwt, run_captured
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REFERENCE_PYTHON_VAR = "ANACONDA_AUTH_TEST_REFERENCE_PYTHON"
-REFERENCE_VERSION = "0.15.3"
 RESULT_MARK = "INTEROP-RESULT:"
 KEYRING_SERVICE = "Anaconda Cloud"
 SUBPROCESS_TIMEOUT = 60.0
-
-# Variables that would let the machine's own configuration leak into a test.
-_LEAKY_VARS = (
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONSTARTUP",
-    "CONDARC",
-    "MAMBARC",
-    "DBUS_SESSION_BUS_ADDRESS",
-    "PYTHON_KEYRING_BACKEND",
-    "XDG_CONFIG_HOME",
-    "XDG_DATA_HOME",
-    "XDG_RUNTIME_DIR",
-)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -60,86 +45,18 @@ _LEAKY_VARS = (
 # ------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def reference_python() -> str:
-    """The reference venv's interpreter; missing is a failure (CI must never skip interop)."""
-    path = os.environ.get(REFERENCE_PYTHON_VAR)
-    if not path:
-        pytest.fail(
-            f"{REFERENCE_PYTHON_VAR} is not set. The interop tests compare against "
-            f"anaconda-auth=={REFERENCE_VERSION} in its own venv: run tests/test-all (which "
-            f"builds .venvs/reference and sets the variable), or export "
-            f"{REFERENCE_PYTHON_VAR}=$PWD/.venvs/reference/bin/python after running it once.",
-            pytrace=False,
-        )
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run tests/test-all")
-    probe = subprocess.run(
-        [path, "-I", "-c", "import importlib.metadata as m; print(m.version('anaconda-auth'))"],
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        cwd="/",
-        check=False,
-    )
-    version = probe.stdout.strip()
-    if probe.returncode != 0 or version != REFERENCE_VERSION:
-        pytest.fail(
-            f"{path} should have anaconda-auth=={REFERENCE_VERSION} installed, found "
-            f"{version or 'nothing'}: {probe.stderr.strip()[-500:]}; run tests/test-all",
-            pytrace=False,
-        )
-    return path
+class Sandbox(fast.Sandbox):
+    """The fast suite's sandbox, plus ``env``: the environment both sides run in (a mutable dict
+    the cases add to). Our repository is not on its PYTHONPATH: only our interpreter gets it."""
 
-
-@dataclass
-class Sandbox:
-    """A temporary HOME, working directory and secrets dir, and the environment that uses them."""
-
-    root: Path
-    home: Path
-    cwd: Path
-    secrets: Path
-    env: dict[str, str]
-
-    @property
-    def config_toml(self) -> Path:
-        return self.home / ".anaconda" / "config.toml"
-
-    @property
-    def keyring_file(self) -> Path:
-        return self.home / ".anaconda" / "keyring"
-
-    def expand(self, text: str) -> str:
-        """Fill in ``<ROOT>`` and ``<HOME>`` in a case's texts."""
-        return text.replace("<ROOT>", str(self.root)).replace("<HOME>", str(self.home))
-
-    def write(self, path: Path, text: str) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(self.expand(text)).lstrip("\n"), encoding="utf-8")
-        return path
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.env = self.cli_env({"NO_COLOR": "1", "TERM": "dumb"})
+        del self.env["PYTHONPATH"]
 
 
 def make_sandbox(root: Path) -> Sandbox:
-    home, cwd, secrets = root / "home", root / "cwd", root / "secrets"
-    for d in (home, cwd, secrets):
-        d.mkdir(parents=True)
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.upper().startswith(("ANACONDA_", "CONDA_")) and k not in _LEAKY_VARS
-    }
-    env.update(
-        HOME=str(home),
-        ANACONDA_SECRETS_DIR=str(secrets),
-        # Keyring's own config (keyringrc.cfg) is looked up here; keep the machine's out.
-        XDG_CONFIG_HOME=str(home / ".config"),
-        XDG_DATA_HOME=str(home / ".local" / "share"),
-        PYTHONDONTWRITEBYTECODE="1",
-        NO_COLOR="1",
-        TERM="dumb",
-    )
-    return Sandbox(root=root, home=home, cwd=cwd, secrets=secrets, env=env)
+    return Sandbox(root)
 
 
 @pytest.fixture
@@ -216,16 +133,7 @@ def run_reference(sandbox: Sandbox, reference_python: str, code: str) -> dict[st
 def run_cli(sandbox: Sandbox, argv: list[str]) -> subprocess.CompletedProcess[str]:
     """A command line in the sandbox; our repository is importable only for our interpreter."""
     env = dict(sandbox.env, PYTHONPATH=str(REPO_ROOT)) if argv[0] == sys.executable else sandbox.env
-    return subprocess.run(
-        argv,
-        cwd=sandbox.cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SUBPROCESS_TIMEOUT,
-        check=False,
-    )
+    return run_captured(argv, env, sandbox.cwd)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -233,16 +141,9 @@ def run_cli(sandbox: Sandbox, argv: list[str]) -> subprocess.CompletedProcess[st
 # ------------------------------------------------------------------------------------------------
 
 
-def make_jwt(exp: float, sub: str = "interop") -> str:
+def interop_key(exp: float, sub: str = "interop") -> str:
     """An HS256-looking JWT with a dummy signature: the reference decodes it unverified."""
-
-    def b64(obj: dict[str, Any]) -> str:
-        raw = json.dumps(obj, separators=(",", ":")).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-    return (
-        f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64({'sub': sub, 'exp': int(exp)})}.c2lnbmF0dXJl"
-    )
+    return make_jwt({"sub": sub, "exp": int(exp)}, {"alg": "HS256", "typ": "JWT"})
 
 
 A_YEAR = 365 * 24 * 3600
@@ -332,7 +233,7 @@ def test_key_we_store_is_loaded_by_the_reference(
     if config:
         sandbox.write(sandbox.config_toml, config)
     sandbox.env.update({k: sandbox.expand(v) for k, v in env.items()})
-    key = make_jwt(time.time() + A_YEAR)
+    key = interop_key(time.time() + A_YEAR)
 
     assert run_ours(sandbox, OURS_LOGIN.format(key=key)) == {"returned": key}
     assert keyring_entries(Path(sandbox.expand(keyring_file))) == {
@@ -358,7 +259,7 @@ def test_each_cli_prints_the_key_the_other_side_stored(
 ) -> None:
     """``api-key`` on the command line: the reference's CLI and ours (``python -m``)."""
     ours_first, theirs_first = make_sandbox(tmp_path / "ours"), make_sandbox(tmp_path / "theirs")
-    key = make_jwt(time.time() + A_YEAR)
+    key = interop_key(time.time() + A_YEAR)
 
     run_ours(ours_first, OURS_LOGIN.format(key=key))
     theirs_cli = run_cli(ours_first, [reference_python, "-I", "-m", "anaconda_auth", "api-key"])
@@ -376,7 +277,7 @@ def test_each_cli_prints_the_key_the_other_side_stored(
 def test_key_the_reference_stores_is_returned_by_get_api_key(
     sandbox: Sandbox, reference_python: str
 ) -> None:
-    key = make_jwt(time.time() + A_YEAR)
+    key = interop_key(time.time() + A_YEAR)
     save = REFERENCE_SAVE.format(
         domain="anaconda.com", key=key, username="u", repo_tokens=REPO_TOKENS
     )
@@ -387,7 +288,7 @@ def test_key_the_reference_stores_is_returned_by_get_api_key(
 
 def test_both_write_identical_keyring_bytes(tmp_path: Path, reference_python: str) -> None:
     ours, theirs = make_sandbox(tmp_path / "ours"), make_sandbox(tmp_path / "theirs")
-    key = make_jwt(time.time() + A_YEAR)
+    key = interop_key(time.time() + A_YEAR)
 
     run_ours(ours, OURS_LOGIN.format(key=key))
     run_reference(
@@ -411,7 +312,7 @@ def test_relogin_keeps_reference_username_and_repo_tokens_byte_for_byte(
 ) -> None:
     """Our re-login keeps username and repo_tokens (CONTRACT §3); the bytes are the reference's."""
     ours, theirs = make_sandbox(tmp_path / "ours"), make_sandbox(tmp_path / "theirs")
-    old, new = make_jwt(time.time() + A_YEAR, "old"), make_jwt(time.time() + A_YEAR, "new")
+    old, new = interop_key(time.time() + A_YEAR, "old"), interop_key(time.time() + A_YEAR, "new")
 
     run_reference(
         ours,
@@ -440,7 +341,7 @@ def test_relogin_keeps_reference_username_and_repo_tokens_byte_for_byte(
 
 def test_legacy_domain_entry_migrates_the_same_way(tmp_path: Path, reference_python: str) -> None:
     """An ``anaconda.cloud`` entry is moved to ``anaconda.com`` by both, leaving the same file."""
-    key = make_jwt(time.time() + A_YEAR)
+    key = interop_key(time.time() + A_YEAR)
     legacy_payload = json.dumps(
         {"domain": "anaconda.cloud", "api_key": key, "username": "u", "repo_tokens": []},
         separators=(",", ":"),
@@ -471,7 +372,7 @@ def test_legacy_domain_entry_migrates_the_same_way(tmp_path: Path, reference_pyt
 def test_logout_on_either_side_is_seen_by_the_other(
     sandbox: Sandbox, reference_python: str
 ) -> None:
-    key = make_jwt(time.time() + A_YEAR)
+    key = interop_key(time.time() + A_YEAR)
     run_ours(sandbox, OURS_LOGIN.format(key=key))
     assert run_reference(sandbox, reference_python, REFERENCE_LOGOUT) == {"logged_out": True}
     assert run_ours(sandbox, OURS_GET_KEY)["error"] == "TokenNotFoundError"

@@ -75,7 +75,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import warnings
@@ -85,8 +84,7 @@ from typing import Any
 import pytest
 
 import anaconda_auth as aa
-from tests import test_reference_interop
-from tests.anaconda_api import make_jwt
+from test_anaconda_auth import CLI, make_jwt, run_captured, store_entry
 from tests.test_login import PtyCLI
 from tests.test_reference_interop import (
     make_sandbox,
@@ -95,20 +93,12 @@ from tests.test_reference_interop import (
     run_reference,
 )
 
-reference_python = test_reference_interop.reference_python  # the fixture, shared
-
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
 DISCOVERY = "/.well-known/openid-configuration"
 
 
 def jwt(expires_in: float) -> str:
     return make_jwt({"sub": "parity", "exp": int(time.time() + expires_in)})
-
-
-@pytest.fixture(autouse=True)
-def fresh_state(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No discovery, pools or warnings left from another test."""
-    aa._caches.reset()
 
 
 def _config(home: Path, domain: str, **overrides: Any) -> aa.Config:
@@ -139,12 +129,12 @@ def test_login_runs_the_flow_only_without_a_valid_key(https_server, tmp_path, te
     with pytest.raises(aa.AuthenticationError, match="500"):  # no key: the flow starts
         aa.login(config)
     assert _discovery_requests(server) == 1
-    aa._save_api_key(config, jwt(-60))
+    store_entry(config.keyring_path, config.domain, jwt(-60))  # unchecked: login() refuses it
     with pytest.raises(aa.AuthenticationError, match="500"):  # an expired key: it starts too
         aa.login(config)
     assert _discovery_requests(server) == 2
     valid = jwt(3600)
-    aa._save_api_key(config, valid)
+    store_entry(config.keyring_path, config.domain, valid)
     assert aa.login(config) == valid  # a valid key: returned, nothing sent
     assert _discovery_requests(server) == 2
     with pytest.raises(aa.AuthenticationError, match="500"):  # force: the flow starts anyway
@@ -229,8 +219,7 @@ def test_is_logged_in_like_the_reference(tmp_path, reference_python, stored, our
     sandbox = make_sandbox(tmp_path)
     if stored:
         key = jwt(3600 if stored == "valid" else -3600)
-        run_ours(sandbox, f"aa.login(aa.resolve_config(), api_key={key!r}, verify=False) if {stored == 'valid'}"
-                          f" else aa._save_api_key(aa.resolve_config(), {key!r})\nout = {{}}")
+        sandbox.store("anaconda.com", key)  # unchecked: login() refuses an expired key
     assert run_ours(sandbox, "out = {'logged_in': aa.is_logged_in()}")["logged_in"] is ours
     assert run_reference(sandbox, reference_python, REFERENCE_IS_LOGGED_IN)["logged_in"] is reference
 
@@ -358,8 +347,6 @@ def test_groups_on_a_terminal_offer_login_and_no_means_no(tmp_path, group):
 
 @pytest.mark.parametrize("group", ["auth", "cloud"])
 def test_groups_off_a_terminal_say_login_is_required(tmp_path, group):
-    done = subprocess.run([sys.executable, "-m", "anaconda_auth", group, "api-key"],
-                          env=_group_env(tmp_path), cwd=str(tmp_path), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL, timeout=60, check=False)
+    done = run_captured([*CLI, group, "api-key"], _group_env(tmp_path), tmp_path)
     assert done.returncode == 3 and done.stdout == ""
     assert "Login is required" in done.stderr and "Continue with" not in done.stderr

@@ -20,18 +20,16 @@ import errno
 import json
 import os
 import re
-import select
-import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 import anaconda_auth as aa
+from test_anaconda_auth import CLI, drop_file_permission_override, run_captured, run_on_terminal
 
 try:
     import tomllib
@@ -39,7 +37,6 @@ except ImportError:  # Python < 3.11
     import tomli as tomllib  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[1]
-REFERENCE_PYTHON_VAR = "ANACONDA_AUTH_TEST_REFERENCE_PYTHON"
 TIMEOUT = 60
 
 
@@ -100,11 +97,7 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 def run_ours(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """``python -m anaconda_auth ARGS`` from this repository, stdin not a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "anaconda_auth", *args],
-        cwd=home, env=clean_env(home, PYTHONPATH=str(REPO), **env), stdin=subprocess.DEVNULL,
-        capture_output=True, text=True, timeout=TIMEOUT, check=False,
-    )  # fmt: skip
+    return run_captured([*CLI, *args], clean_env(home, PYTHONPATH=str(REPO), **env), home)
 
 
 def config_file(home: Path) -> Path:
@@ -455,6 +448,17 @@ def test_a_sites_table_with_sub_tables_is_fine() -> None:
 # -- Layouts that cannot be edited in place: a clear error naming the construct and line ----------
 
 
+def refused_by_the_cli(home: Path, text: str, *args: str) -> str:
+    """``sites ARGS --yes`` on a config.toml holding ``text``: exit 1, one line, nothing written."""
+    path = write_config(home, text)
+    before = snapshot(path)
+    result = run_ours(home, "sites", *args, "--yes")
+    assert result.returncode == 1, result
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert snapshot(path) == before and leftovers(path.parent) == []
+    return result.stderr
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -465,22 +469,26 @@ def test_a_sites_table_with_sub_tables_is_fine() -> None:
         ('[[sites]]\ndomain = "a"\n', "line 1: [[sites]] arrays of tables"),
     ],
 )
-def test_unsupported_sites_layouts_are_refused(text: str, message: str) -> None:
+def test_unsupported_sites_layouts_are_refused(tmp_path: Path, text: str, message: str) -> None:
     tomllib.loads(text)  # valid TOML, just not editable surgically
+    # Under [[sites]] the CLI finds no site "a" to modify: adding one reaches the editor.
+    edit = ("add", "--name", "b") if text.startswith("[[") else ("modify", "--name", "a")
+    stderr = refused_by_the_cli(tmp_path, text, *edit, "--domain", "b")
+    assert f"{config_file(tmp_path)} {message}" in stderr and "Nothing was written" in stderr
     with pytest.raises(ValueError, match=re.escape(message)):
-        aa._toml_set_site(text, "a", {"domain": "b"})
-    with pytest.raises(ValueError, match=re.escape(message)):
-        aa._toml_remove_site(text, "a")
+        aa._toml_remove_site(text, "a")  # the CLI refuses earlier: "a" is the only site
 
 
-def test_dotted_keys_are_refused_only_where_the_edit_needs_them() -> None:
+def test_dotted_keys_are_refused_only_where_the_edit_needs_them(tmp_path: Path) -> None:
     text = '[sites.a]\ndomain = "a"\nproxy_servers.https = "p"\n'
-    with pytest.raises(ValueError, match=r"line 3: dotted key 'proxy_servers.https'"):
-        aa._toml_set_site(text, "a", {"proxy_servers": {"https": "q"}})
+    stderr = refused_by_the_cli(tmp_path, text, "modify", "--name", "a",
+                                "--proxy-servers", '{"https": "q"}')
+    assert "line 3: dotted key 'proxy_servers.https'" in stderr
     # Keys the edit does not manage may be dotted: they are left alone.
     assert set_site_checked(text, "a", {"domain": "b"}) == text.replace('"a"', '"b"')
-    with pytest.raises(ValueError, match="line 1: 'default_site' must be a plain key"):
-        aa._toml_set_default_site("default_site.x = 1\n", "a")
+    stderr = refused_by_the_cli(tmp_path, 'default_site.x = 1\n[sites.a]\ndomain = "a"\n',
+                                "modify", "--name", "a", "--default")
+    assert "line 1: 'default_site' must be a plain key" in stderr
 
 
 # -- Quoting: every name and value round-trips through a real TOML parser ------------------------
@@ -829,28 +837,9 @@ print(json.dumps({"names": names, "default": AnacondaAuthConfig().site,
 """
 
 
-@pytest.fixture(scope="session")
-def reference_python() -> str:
-    path = os.environ.get(REFERENCE_PYTHON_VAR)
-    if not path:
-        pytest.fail(
-            f"{REFERENCE_PYTHON_VAR} is not set: the interop tests run the reference "
-            "anaconda-auth 0.15.3 from its own venv. Run tests/test-all (it builds "
-            f".venvs/reference and sets the variable), or export {REFERENCE_PYTHON_VAR}="
-            "$PWD/.venvs/reference/bin/python after running it once.",
-            pytrace=False,
-        )
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{REFERENCE_PYTHON_VAR}={path} is not an executable; run tests/test-all")
-    return path
-
-
 def resolved_by_reference(reference_python: str, home: Path) -> dict[str, Any]:
-    result = subprocess.run(
-        [reference_python, "-I", "-c", REFERENCE_PROBE, json.dumps(COMPARED_FIELDS)],
-        cwd=home, env=clean_env(home), capture_output=True, text=True, timeout=TIMEOUT,
-        check=False,
-    )  # fmt: skip
+    result = run_captured([reference_python, "-I", "-c", REFERENCE_PROBE,
+                           json.dumps(COMPARED_FIELDS)], clean_env(home), home)
     assert result.returncode == 0, result.stderr
     data: dict[str, Any] = json.loads(result.stdout)
     return data
@@ -921,8 +910,7 @@ def test_new_file_bytes_equal_the_live_reference(
     ref_home, our_home = tmp_path / "ref", tmp_path / "ours"
     ref_home.mkdir()
     our_home.mkdir()
-    result = subprocess.run([str(anaconda), *args, "--yes"], cwd=ref_home, env=clean_env(ref_home),
-                            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+    result = run_captured([str(anaconda), *args, "--yes"], clean_env(ref_home), ref_home)
     assert result.returncode == 0, result.stdout + result.stderr
     assert run_ours(our_home, *args, "--yes").returncode == 0
     assert config_file(our_home).read_bytes() == config_file(ref_home).read_bytes() == reference_bytes
@@ -1079,28 +1067,14 @@ def test_a_read_only_file_is_not_replaced(tmp_path: Path) -> None:
     assert sorted(p.name for p in path.parent.iterdir()) == ["config.toml", "config.toml.lock"]
 
 
-def as_a_user() -> list[str]:
-    """A command prefix that makes file modes bind: root ignores them (CAP_DAC_OVERRIDE), so
-    as root the child runs under ``setpriv`` (util-linux) without that capability."""
-    if os.geteuid() != 0:
-        return []
-    setpriv = shutil.which("setpriv")
-    if not setpriv:
-        pytest.fail("running as root needs setpriv (Debian package util-linux)", pytrace=False)
-    caps = "-dac_override,-dac_read_search"
-    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}", "--"]
-
-
 def test_a_read_only_directory_is_a_clear_error(tmp_path: Path) -> None:
     path = write_config(tmp_path, REALISTIC)
     before = snapshot(path)
     path.parent.chmod(0o500)
     try:
-        result = subprocess.run(
-            [*as_a_user(), sys.executable, "-m", "anaconda_auth", "sites", "add", "--domain",
-             "x.example", "--yes"],
-            cwd=tmp_path, env=clean_env(tmp_path, PYTHONPATH=str(REPO)), stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=TIMEOUT, check=False)
+        result = run_captured([*drop_file_permission_override(), *CLI, "sites", "add", "--domain",
+                               "x.example", "--yes"], clean_env(tmp_path, PYTHONPATH=str(REPO)),
+                              tmp_path)
     finally:
         path.parent.chmod(0o700)
     assert result.returncode == 1
@@ -1207,31 +1181,8 @@ def test_without_yes_and_without_a_terminal_nothing_is_written(tmp_path: Path) -
 
 def run_on_a_terminal(home: Path, answer: bytes, *args: str) -> tuple[int, str]:
     """Run our CLI with a pseudo-terminal as stdin/stdout/stderr; answer the prompt."""
-    import pty
-
-    master, slave = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "anaconda_auth", *args], cwd=home,
-        env=clean_env(home, PYTHONPATH=str(REPO)), stdin=slave, stdout=slave, stderr=slave,
-    )  # fmt: skip
-    os.close(slave)
-    output, answered, deadline = b"", False, time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if not answered and b"Confirm: [y/n]: " in output:
-            os.write(master, answer)
-            answered = True
-        if select.select([master], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not chunk:
-                break
-            output += chunk
-        elif process.poll() is not None:
-            break
-    os.close(master)
-    return process.wait(timeout=TIMEOUT), output.decode()
+    return run_on_terminal([*CLI, *args], clean_env(home, PYTHONPATH=str(REPO)), home,
+                           [("Confirm: [y/n]: ", lambda proc, master: os.write(master, answer))])
 
 
 @pytest.mark.parametrize(("answer", "written"), [(b"y\n", True), (b"n\n", False)])

@@ -85,41 +85,27 @@ def _rate(send: Callable[[], Any], count: int) -> float:
         gc.enable()
 
 
-def _breakdown(aa: Any, url: str, explicit: Any, keyed: Any) -> None:
-    """Per-call cost of the steps request() takes before and around urllib3, without the
-    network (timeit, best of 5): robust where the end-to-end rates above are noisy. Private
-    helpers that no longer exist are reported as such."""
-    import timeit
-    steps: dict[str, str] = {
-        "resolve_config() (default config, per call)": "aa.resolve_config()",
-        "_site_for(config) (cached per config)": "aa._site_for(explicit)",
-        "_request_headers(site, None, None)": "aa._request_headers(site, None, None)",
-        "_host_port(url) (once per request)": "aa._host_port(url)",
-        "_may_carry_key(origin, site) (x2 per request)": "aa._may_carry_key(origin, site)",
-        "_bearer_key(config, None), no stored key": "aa._bearer_key(explicit, None)",
-        "_bearer_key(config, None), stored key": "aa._bearer_key(keyed, None)",
-        "_tls_options_for(site) (cached)": "aa._tls_options_for(site)",
-        "_proxy_for(origin, config)": "aa._proxy_for(origin, explicit)",
-        "_pool(tls, proxy) (cached)": "aa._pool(tls, None)",
-        "_retry(None)": "aa._retry(None)",
-        "_timeout(None)": "aa._timeout(None)",
-    }
-    names = {"aa": aa, "url": url, "explicit": explicit, "keyed": keyed}
-    try:
-        names["site"] = aa._site_for(explicit)
-        names["origin"] = aa._host_port(url)
-        names["tls"] = aa._tls_options_for(names["site"])
-    except AttributeError:
-        pass
-    print("\nper-call cost of request()'s own steps, no network (timeit, best of 5):")
-    for label, statement in steps.items():
-        try:
-            timer = timeit.Timer(statement, globals=names)
-            number, _ = timer.autorange()
-            best = min(timer.repeat(5, number)) / number
-            print(f"  {label:<48} {best * 1e6:8.2f} us")
-        except (AttributeError, NameError, TypeError) as error:
-            print(f"  {label:<48} n/a ({type(error).__name__}: {error})")
+def _breakdown(aa: Any, url: str, explicit: Any, keyed: Any, count: int) -> None:
+    """Where request() spends its own time: each function of anaconda_auth.py that runs, with
+    its time per request including what it calls (cProfile over ``count`` GETs with an explicit
+    config and a stored key). The profiler names the steps, so the table follows the module as
+    it changes; its overhead inflates every figure alike, so read it for proportions."""
+    import cProfile
+    import pstats
+
+    for label, config in (("explicit config", explicit), ("explicit config + stored key", keyed)):
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(count):
+            aa.request("GET", url, config=config)
+        profiler.disable()
+        stats: Any = pstats.Stats(profiler).stats
+        own = [(cumulative, name) for (filename, _, name), (_, _, _, cumulative, _)
+               in stats.items() if Path(filename).resolve() == Path(aa.__file__).resolve()]
+        print(f"\nrequest(), {label}: anaconda_auth's functions, us per request including "
+              f"callees (cProfile, {count} GETs; the top 12):")
+        for cumulative, name in sorted(own, reverse=True)[:12]:
+            print(f"  {name:<40} {cumulative / count * 1e6:8.2f} us")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     os.makedirs(keyed_home)
     keyed = aa.resolve_config(environ={**environ, "HOME": keyed_home}, home=keyed_home,
                               cwd=home)
-    aa.login(keyed, api_key="bench-opaque-api-key")  # stored in <keyed_home>/.anaconda/keyring
+    # Stored in <keyed_home>/.anaconda/keyring, unchecked: the loopback server has no account.
+    aa.login(keyed, api_key="bench-opaque-api-key", verify=False)
     raw = urllib3.PoolManager()
 
     def check(response: Any, status_attr: str = "status") -> None:
@@ -193,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"target: request() with an explicit config >= {TARGET:.2f}x raw urllib3 (best rounds) "
           f"-> {ratio:.2f}x, {verdict}")
 
-    _breakdown(aa, url, explicit, keyed)
+    _breakdown(aa, url, explicit, keyed, args.requests)
 
     if args.profile:
         import cProfile
