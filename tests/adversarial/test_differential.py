@@ -4,8 +4,9 @@
   on 3.9/3.10). The module may refuse more, always with a ConfigError naming the file; it never
   returns another value, never accepts what tomllib rejects, never raises anything else.
 - the config.toml editor, through the real CLI: ``sites add/modify/remove`` on generated valid
-  files leave a file tomllib parses, change exactly the intended keys, keep every other line, or
-  refuse with a one-line message and leave the file byte-identical.
+  files (LF, CRLF or mixed, with or without a final newline) leave a file tomllib parses, change
+  exactly the intended keys, keep every byte outside the edited site's tables and the
+  ``default_site`` line, or refuse with a one-line message and leave the file byte-identical.
 - ``.env`` vs python-dotenv and ``.condarc`` vs PyYAML, for the keys the module reads.
 - the token store codec: any bytes in the file give a StorageError naming it and are never
   overwritten; stored values are byte-identical to the reference's encoding (checked against an
@@ -14,10 +15,10 @@
 
 from __future__ import annotations
 
-import difflib
 import io
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from typing import Any
 import dotenv
 import pytest
 import yaml
-from hypothesis import assume, example, given, settings
+from hypothesis import assume, event, example, given, settings
 from hypothesis import strategies as st
 
 import anaconda_auth as aa
@@ -177,28 +178,46 @@ def test_config_toml_reading_matches_tomllib_or_is_a_config_error_naming_the_fil
 
 _site_names = st.sampled_from(["a", "b", "work", "lab.example.com"])
 _domains = st.sampled_from(["a.example", "b.example.com:8443", "lab.example.com", "anaconda.com"])
-_site_table = st.tuples(_site_names, _domains, st.lists(st.sampled_from([
-    "use_device_flow = false", "ssl_verify = false", "team = \"data\"  # kept", "# a comment",
-    "", 'api_key = "secret-key"']), max_size=3))
+_site_table = st.tuples(
+    st.sampled_from(["", "# about this site", "# two lines\n# above the header"]), _site_names,
+    st.sampled_from(["", " # the header's comment", "  "]), _domains,
+    st.lists(st.sampled_from([
+        "use_device_flow = false", "ssl_verify = false", "team = \"data\"  # kept", "# a comment",
+        "", "   ", 'api_key = "secret-key"', "use_device_flow = true # on", "\tssl_verify = true"]),
+        max_size=3))
 _other_line = st.sampled_from([
-    "# Managed by hand.", "", 'default_site = "a"', 'default_site = "work"', "[plugin.auth]",
+    "# Managed by hand.", "", "\t", 'default_site = "a"', 'default_site = "work"  # mine', "[plugin.auth]",
     'ssl_verify = "truststore"', "[unknown]", "keep = [1, 2,\n  3]", 'note = """multi\nline"""',
-    "[sites.a.proxy_servers]", 'https = "http://proxy:3128"', "[[tables]]", "x = 1"])
+    'note2 = """\n# not a comment\n[not.a.header]\n"""', "[sites.a.proxy_servers]", "[sites.b.extra_headers]",
+    'https = "http://proxy:3128"', "[[tables]]", "x = 1", "# a comment\n[plugin.auth.x]", "   # indented"])
+# A file's newline: LF, CRLF, or LF with CRLF lines among them (the editor writes new lines with
+# the first line's ending, and must leave every other line's as it was).
+_newlines = st.sampled_from(["\n", "\n", "\r\n", "mixed"])
 
 
-def _editable_document(parts: list[Any]) -> str:
+def _editable_document(parts: list[Any], newline: str, final_newline: bool) -> str:
+    """The parts that keep the file valid TOML (a repeated table or key is left out)."""
     lines: list[str] = []
     for part in parts:
         if isinstance(part, tuple):
-            name, domain, extra = part
+            lead, name, header_tail, domain, extra = part
             key = f'"{name}"' if "." in name else name
-            lines += [f"[sites.{key}]", f'domain = "{domain}"', *extra]
+            more = [*([lead] if lead else []), f"[sites.{key}]{header_tail}", f'domain = "{domain}"', *extra]
         else:
-            lines.append(part)
-    return "\n".join(lines) + "\n"
+            more = [part]
+        if _tomllib("\n".join(lines + more))[0]:
+            lines += more
+    lines = "\n".join(lines).split("\n")
+    if newline == "mixed":  # every third line ends in CRLF
+        text = "".join(line + ("\r\n" if i % 3 == 2 else "\n") for i, line in enumerate(lines))
+    else:
+        text = "".join(line + newline for line in lines)
+    return text if final_newline else text.rstrip("\r\n")
 
 
-editable_documents = st.lists(_site_table | _other_line, max_size=8).map(_editable_document)
+# Two parts in three are site tables, so that most edits find their site and more than one.
+_editable_part = st.integers(0, 2).flatmap(lambda i: _other_line if i == 0 else _site_table)
+editable_documents = st.builds(_editable_document, st.lists(_editable_part, max_size=8), _newlines, st.booleans())
 
 
 def _without(document: dict[str, Any], site: str | None) -> dict[str, Any]:
@@ -210,35 +229,113 @@ def _without(document: dict[str, Any], site: str | None) -> dict[str, Any]:
     return rest
 
 
-def _kept_lines(old: str, new: str, site: str | None) -> list[str]:
-    """Old lines the edit dropped, other than the default_site line and the edited site's table."""
-    dropped = [line[2:] for line in difflib.ndiff(old.splitlines(), new.splitlines())
-               if line.startswith("- ")]
-    if site is None:
-        return [line for line in dropped if not line.startswith("default_site")]
-    table_lines = _table_lines(old, site)
-    return [line for line in dropped if not line.startswith("default_site") and line not in table_lines]
+# What the editor may change, found here independently of the module (tomllib tells headers and
+# where a multi-line value ends). A block is a table from its header (with the comment lines
+# directly above it) to the start of the next block: blank lines and loose comments after a
+# table's keys belong to it. `sites add/modify/remove NAME` may change the blocks of
+# [sites.NAME] and its sub-tables and the top-level `default_site` line (a new one with a blank
+# line after it); at the end of the file, blank lines may collapse to one newline (a table
+# appended or the last one removed). Every other byte stays.
 
 
-def _table_lines(text: str, site: str) -> set[str]:
-    key = f'"{site}"' if "." in site else site
-    inside, lines = False, set()
-    for line in text.splitlines():
-        if line.startswith("["):
-            inside = line.startswith((f"[sites.{key}]", f"[sites.{key}."))
-        if inside or not line.strip() or line.startswith("#"):
-            lines.add(line)
-    return lines
+def _toml_lines(text: str) -> list[str]:
+    """Lines with their endings; not str.splitlines, which also splits at \\r, \\x0b, U+2028."""
+    return re.findall(r"[^\n]*\n|[^\n]+\Z", text)
 
 
-@settings(max_examples=budget(25))
+def _parses(text: str) -> bool:
+    return _tomllib(text)[0]
+
+
+def _header_path(line: str) -> tuple[str, ...]:
+    node: Any = tomllib.loads(line)
+    path: list[str] = []
+    while isinstance(node, dict) and len(node) == 1:
+        key = next(iter(node))
+        path.append(key)
+        node = node[key]
+    return tuple(path)
+
+
+def _blocks(text: str) -> list[tuple[tuple[str, ...], int, int, list[tuple[str, int]]]]:
+    """(header path, start, end, [(entry text, start)]) of the top level, then of each table."""
+    lines = _toml_lines(text)
+    blocks: list[list[Any]] = [[(), 0, 0, []]]
+    pos, i, attached = 0, 0, None
+    while i < len(lines):
+        word, n = lines[i].strip(" \t\r\n"), 1
+        if not word:
+            attached = None
+        elif word.startswith("#"):
+            attached = pos if attached is None else attached
+        elif word.startswith("["):
+            start = pos if attached is None else attached
+            blocks[-1][2] = start
+            blocks.append([_header_path(lines[i]), start, 0, []])
+            attached = None
+        else:  # a key = value entry, over as many lines as its value takes
+            n = next((k for k in range(1, len(lines) - i + 1) if _parses("".join(lines[i : i + k]))), len(lines) - i)
+            blocks[-1][3].append(("".join(lines[i : i + n]), pos))
+            attached = None
+        pos += sum(map(len, lines[i : i + n]))
+        i += n
+    blocks[-1][2] = len(text)
+    return [(path, start, end, entries) for path, start, end, entries in blocks]
+
+
+def _cut_edited(text: str, sites: set[str], blank_after_default: bool = False) -> tuple[str, bool]:
+    """``text`` without what the edit of ``sites`` may change, and whether that reached its end."""
+    blocks = _blocks(text)
+    spans = [(start, end) for path, start, end, _ in blocks if path[:1] == ("sites",) and path[1:2] in
+             {(site,) for site in sites}]
+    for entry, start in blocks[0][3]:
+        if list(tomllib.loads(entry)) == ["default_site"]:
+            end = start + len(entry)
+            following = _toml_lines(text[end:])[:1]
+            if blank_after_default and following and not following[0].strip(" \t\r\n"):
+                end += len(following[0])
+            spans.append((start, end))
+    at_end = any(end == len(text) for _, end in spans)
+    for start, end in sorted(spans, reverse=True):
+        text = text[:start] + text[end:]
+    return text, at_end
+
+
+def _has_default_line(text: str) -> bool:
+    return any(list(tomllib.loads(entry)) == ["default_site"] for entry, _ in _blocks(text)[0][3])
+
+
+def _assert_every_other_byte_kept(old: str, new: str, sites: set[str]) -> None:
+    kept, old_at_end = _cut_edited(old, sites)
+    variants = [False] if _has_default_line(old) else [False, True]
+    for blank_after_default in variants:
+        rest, new_at_end = _cut_edited(new, sites, blank_after_default)
+        if rest == kept:
+            return
+        if (old_at_end or new_at_end) and _end_collapsed(rest) == _end_collapsed(kept):
+            return
+    pytest.fail(f"bytes outside the edited tables changed:\n{kept!r}\n{rest!r}")
+
+
+def _end_collapsed(text: str) -> str:
+    """Without the blank lines at its end; a file of only blanks is treated as empty."""
+    return re.sub(r"(?:\r?\n[ \t]*)*\Z", "", text) if text.strip(" \t\r\n") else ""
+
+
+@settings(max_examples=budget(120))
 @given(text=editable_documents, verb=st.sampled_from(["add", "modify", "remove"]), name=_site_names,
        domain=_domains, default=st.booleans())
 @example(text='[sites.a]\ndomain = "a.example"\n', verb="remove", name="a", domain="a.example", default=False)
 @example(text='default_site = "a"\n[sites.a]\ndomain = "a.example"\n[sites.b]\ndomain = "b.example.com:8443"\n',
          verb="remove", name="a", domain="a.example", default=False)
 @example(text="[[tables]]\nx = 1\n", verb="add", name="a", domain="a.example", default=True)
-def test_sites_editor_changes_only_its_site_and_keeps_every_other_line(
+@example(text='# top\r\n[sites.a]\r\ndomain = "a.example"\r\n# loose\r\n\r\n[sites.b]\r\ndomain = "x"',
+         verb="remove", name="b", domain="a.example", default=False)
+@example(text='x = 1\n[sites.a]\r\ndomain = "a.example"\r\n[plugin.auth]\nssl_verify = false',
+         verb="modify", name="a", domain="a.example", default=True)
+@example(text='[sites.a]\ndomain = "lab.example.com"\n[sites.b]\n', verb="remove", name="lab.example.com",
+         domain="a.example", default=False)
+def test_sites_editor_changes_only_its_site_and_keeps_every_other_byte(
         tmp_path_factory, text, verb, name, domain, default):
     ok, before = _tomllib(text)
     assume(ok)
@@ -246,7 +343,7 @@ def test_sites_editor_changes_only_its_site_and_keeps_every_other_line(
     home = tmp_path_factory.mktemp("editor")
     config = home / ".anaconda" / "config.toml"
     config.parent.mkdir()
-    config.write_text(text)
+    config.write_bytes(text.encode())
     if verb == "add":
         args = ["sites", "add", "--name", name, "--domain", domain, "--no-remove-anaconda-com"]
     elif verb == "modify":
@@ -255,17 +352,22 @@ def test_sites_editor_changes_only_its_site_and_keeps_every_other_line(
         args = ["sites", "remove", name]
     result = cli(home, *args, *(["--default"] if default and verb != "remove" else []), "--yes")
     assert "Traceback" not in result.stderr, result.stderr
-    new = config.read_text()
+    new = config.read_bytes().decode()  # bytes: newline style and the final newline count
+    event(f"sites {verb}: {'refused' if result.returncode else 'written'}")
     if result.returncode != 0:
         assert new == text, "a refused edit changed the file"
         assert result.stderr.strip() and len(result.stderr.strip().splitlines()) <= 2, result.stderr
         return
     after = tomllib.loads(new)  # the edited file parses
     sites = after.get("sites", {})
+    if verb != "add" and name not in before.get("sites", {}):  # found by its domain
+        (name,) = [site for site, table in before["sites"].items() if table.get("domain") == name]
+    edited = {name}
     if verb == "add":
         assert sites[name].get("domain", "anaconda.com") == domain  # the default is not written
         assert _without(after, name) == _without(before, name) or "anaconda.com" in sites
-        assert _kept_lines(text, new, None) == []
+        if "anaconda.com" in sites and "anaconda.com" not in before.get("sites", {}):
+            edited.add("anaconda.com")  # the implicit site, written down as the reference does
         if default:
             assert after["default_site"] == name
     elif verb == "modify":
@@ -274,12 +376,11 @@ def test_sites_editor_changes_only_its_site_and_keeps_every_other_line(
         assert changed == {k: v for k, v in before.get("sites", {}).get(name, {}).items()
                            if k != "use_device_flow"}
         assert _without(after, name) == _without(before, name)
-        assert _kept_lines(text, new, name) == [] or name in _table_lines(text, name)
     else:
         assert name not in sites and sites
         assert _without(after, name) == _without(before, name)
-        assert _kept_lines(text, new, name) == []
         assert after.get("default_site") != name
+    _assert_every_other_byte_kept(text, new, edited)
 
 
 # ------------------------------------------------------------------------------------------
@@ -311,7 +412,7 @@ def test_dotenv_reading_matches_python_dotenv(tmp_path_factory, lines, newline):
     tried(PART)
     text = newline.join(lines) + newline
     path = tmp_path_factory.mktemp("dotenv") / ".env"
-    path.write_text(text, newline="")
+    path.write_bytes(text.encode())
     reference = dotenv.dotenv_values(stream=io.StringIO(text), interpolate=False)
     ours = aa._read_dotenv(str(path))
     for key, value in reference.items():
