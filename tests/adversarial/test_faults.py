@@ -519,8 +519,12 @@ def test_a_user_does_not_write_into_another_users_directory(tmp_path: Path) -> N
         (foreign / "config.toml").write_text('[sites.a]\ndomain = "a.example"\n')
         for path in (home, home / ".anaconda"):
             os.lchown(path, NOBODY, NOBODY)
+        # The right to read and search directories (CAP_DAC_READ_SEARCH, nothing more) lets uid
+        # 65534 start an interpreter installed under /root (pyenv's, as the 3.9 venv has); it
+        # grants no write, and the refusal tested is the module's own ownership rule.
         result = subprocess.run(
-            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", PYTHON, "-m",
+            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups",
+             "--inh-caps=+dac_read_search", "--ambient-caps=+dac_read_search", PYTHON, "-m",
              "anaconda_auth", "--at", "a", "login", "--with-token", "--no-verify"],
             input="secret-key\n", env=clean_env(home), cwd=str(home), capture_output=True,
             text=True, timeout=60, check=False)

@@ -209,7 +209,9 @@ def test_non_http_bytes_never_complete_the_login_nor_echo_what_was_sent(listener
     one = listener.fresh()
     answer = one.send(junk)
     assert not one.result.done.is_set()
-    http09_error = answer.startswith(b"<!DOCTYPE HTML>") and b"Error code: 400" in answer
+    # http.server answers a bad request line with a bare error page (HTTP/0.9 style); its
+    # DOCTYPE is "<!DOCTYPE HTML>" from Python 3.10 and "<!DOCTYPE HTML PUBLIC ..." before.
+    http09_error = answer.startswith(b"<!DOCTYPE HTML") and b"Error code: 400" in answer
     assert answer == b"" or http09_error or status_of(answer) in (400, 404, 414, 431, 501, 505), answer[:200]
     assert b"c0de-bad" not in answer and b"Content-Length: 5" not in answer
     assert status_of(one.get(one.valid_query("c0de-then"))) == 303
