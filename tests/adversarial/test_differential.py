@@ -322,7 +322,7 @@ def _end_collapsed(text: str) -> str:
     return re.sub(r"(?:\r?\n[ \t]*)*\Z", "", text) if text.strip(" \t\r\n") else ""
 
 
-@settings(max_examples=budget(120))
+@settings(max_examples=budget(160))
 @given(text=editable_documents, verb=st.sampled_from(["add", "modify", "remove"]), name=_site_names,
        domain=_domains, default=st.booleans())
 @example(text='[sites.a]\ndomain = "a.example"\n', verb="remove", name="a", domain="a.example", default=False)
