@@ -1573,9 +1573,12 @@ def test_json_reader_agrees_with_json_loads(text, shortcut, monkeypatch):
     assert got == expected
 
 
-def test_json_reader_never_disagrees_with_json_loads_on_mutated_documents():
+def test_json_reader_never_disagrees_with_json_loads_on_mutated_documents(monkeypatch):
+    """What the shortcut reads (with json made unimportable, the shortcut alone can answer),
+    it reads as json.loads does."""
     import random
 
+    monkeypatch.setitem(sys.modules, "json", None)  # `import json` now raises ImportError
     rng = random.Random(20261203)
     bases = ['{"Anaconda Cloud": {"anaconda.com": "eyJkb21haW4iOiJhIn0="}, "x": {}}',
              ('{"domain":"a.b","api_key":"k","repo_tokens":[{"token":"t","org_name":"o"}],'
@@ -1588,11 +1591,9 @@ def test_json_reader_never_disagrees_with_json_loads_on_mutated_documents():
         except ValueError:
             expected = ValueError
         try:
-            value, end = aa._plain_json_value(text, aa._json_skip(text, 0))
-        except ValueError:
-            continue
-        if aa._json_skip(text, end) != len(text):
-            continue
+            value = aa._json_loads(text)
+        except ImportError:
+            continue  # not plain JSON: the module would have asked json
         plain += 1
         assert value == expected, text
     assert plain > 1000  # the check above really ran

@@ -736,8 +736,27 @@ def test_device_login_in_process_through_the_real_provider(oidc_provider, anacon
 # ==========================================================================================
 
 
-def test_pkce_pair_is_s256_with_a_fresh_verifier_of_43_to_128_allowed_characters():
-    pairs = [aa._pkce_pair() for _ in range(20)]
+def test_pkce_pair_is_s256_with_a_fresh_verifier_of_43_to_128_allowed_characters(https_server, test_ca, tmp_path):
+    """Eight browser logins (each ~0.4 s: the listener's shutdown waits for serve_forever's
+    poll): the challenge each sent in the authorization URL and the verifier it sent with the
+    code."""
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    challenges: list[str] = []
+
+    def open_url(url: str) -> bool:
+        params = _auth_params(url)
+        challenges.append(params["code_challenge"])
+        _http_get(params["redirect_uri"] + "?" + urlencode(
+            {"code": "c", "state": params["state"], "iss": server.url}))
+        return True
+
+    for _ in range(8):
+        _flow(server, config, "browser", _seams(open_url=open_url), timeout=30)
+    pairs = [(post.form()["code_verifier"], challenge)
+             for post, challenge in zip(_posts(server, "/token"), challenges)]
+    assert len(pairs) == 8
     for verifier, challenge in pairs:
         assert VERIFIER_ALPHABET.match(verifier), verifier
         digest = hashlib.sha256(verifier.encode("ascii")).digest()
@@ -1227,21 +1246,22 @@ def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_s
     ({"DISPLAY": ":0"}, False, "not an interactive terminal"),
     ({"WAYLAND_DISPLAY": "wayland-0"}, False, "not an interactive terminal"),
 ])
-def test_browser_unusable_reason_from_the_environment(monkeypatch, environ, stdin_tty, reason):
+def test_browser_unusable_reason_from_the_environment(monkeypatch, device_server, test_ca, tmp_path, environ,
+                                                     stdin_tty, reason):
     class Stdin(io.StringIO):
         def isatty(self) -> bool:
             return stdin_tty
 
     monkeypatch.setattr(sys, "stdin", Stdin())
-    got = aa._browser_unusable_reason(environ)
+    got = _why_no_browser(monkeypatch, device_server, test_ca, tmp_path, environ)
     if reason is None:
-        assert got is None
+        assert got == "it could not be started"  # the opener failed although one was usable
     else:
-        assert got and reason.lower() in got.lower(), got
+        assert reason.lower() in got.lower(), got
 
 
 @pytest.mark.parametrize("name", ["lynx", "w3m", "www-browser"])
-def test_console_browser_is_never_used(monkeypatch, name):
+def test_console_browser_is_never_used(monkeypatch, device_server, test_ca, tmp_path, name):
     import webbrowser
 
     class Stdin(io.StringIO):
@@ -1250,7 +1270,27 @@ def test_console_browser_is_never_used(monkeypatch, name):
 
     monkeypatch.setattr(sys, "stdin", Stdin())
     monkeypatch.setattr(webbrowser, "get", lambda using=None: webbrowser.GenericBrowser(name))
-    assert name in (aa._browser_unusable_reason({"DISPLAY": ":0", "TERM": "xterm"}) or "")
+    assert name in _why_no_browser(monkeypatch, device_server, test_ca, tmp_path, {"DISPLAY": ":0", "TERM": "xterm"})
+
+
+BROWSER_VARIABLES = ("BROWSER", "SSH_CONNECTION", "SSH_TTY", "DISPLAY", "WAYLAND_DISPLAY", "TERM",
+                     "WSL_DISTRO_NAME")
+
+
+def _why_no_browser(monkeypatch: pytest.MonkeyPatch, device_server: Any, test_ca: Any, tmp_path: Path,
+                    environ: dict[str, str]) -> str:
+    """A device login in this process with ``environ``'s browser variables, whose opener opens
+    nothing: the reason it gives in "Not opening a browser (...)."."""
+    for name in BROWSER_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    device_server.route("POST", "/token", TOKEN)
+    stderr = io.StringIO()
+    _flow(device_server, _config(tmp_path, test_ca, domain=_domain(device_server)), "device",
+          _seams(open_url=lambda url: False, stderr=stderr))
+    [reason] = re.findall(r"^Not opening a browser \((.*)\)\.$", stderr.getvalue(), re.MULTILINE)
+    return str(reason)
 
 
 def _fake_browsers(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:
