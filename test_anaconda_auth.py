@@ -144,13 +144,14 @@ def reset_caches() -> None:
 
 
 def run_captured(argv: Sequence[str], env: dict[str, str], cwd: Path | str,
-                 stdin: str | None = None, timeout: float = SUBPROCESS_TIMEOUT
-                 ) -> subprocess.CompletedProcess:
-    """Run a command to its end with output captured as text; ``stdin`` None is /dev/null.
+                 stdin: str | None = None, timeout: float = SUBPROCESS_TIMEOUT,
+                 errors: str = "replace") -> subprocess.CompletedProcess:
+    """Run a command to its end with output captured as UTF-8 text; ``stdin`` None is
+    /dev/null; ``errors="strict"`` fails on output that is not UTF-8 (the adversarial tier).
     Every suite's command-line runner comes down to this one."""
     return subprocess.run(
         list(argv), check=False, cwd=str(cwd), env=env, capture_output=True, text=True,
-        encoding="utf-8", errors="replace", timeout=timeout,
+        encoding="utf-8", errors=errors, timeout=timeout,
         **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
     )
 

@@ -59,11 +59,6 @@ TOKEN = (200, {}, {"access_token": "fake-access-token", "token_type": "Bearer", 
 # ------------------------------------------------------------------------------------------
 
 
-def _store_raw(config: aa.Config, key: str) -> None:
-    """``key`` in the config's file store, unchecked (tests/test_provisioning.py uses this name)."""
-    store_entry(config.keyring_path, config.domain, key)
-
-
 class FakeClock:
     """A monotonic clock and a sleeper that only moves it (records every sleep)."""
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 import anaconda_auth as aa
-from tests.anaconda_api import make_jwt
+from test_anaconda_auth import make_jwt, store_entry
 from tests.test_login import _keyring_file, _site_env, run_cli
 from tests.tools import free_port
 
@@ -344,9 +344,7 @@ def _key_case(tmp_path: Path, oidc_provider: Any, anaconda_api: Any, test_ca: An
         assert run_cli(["login", "--with-token", "--no-verify"], env, input=key).returncode in (0, 1)
         if state == "expired":  # --with-token refuses an expired key: write it as the reference would
             config = _config(env)
-            from tests.test_login import _store_raw
-
-            _store_raw(config, key)
+            store_entry(config.keyring_path, config.domain, key)
     elif where == "env":
         env["ANACONDA_AUTH_API_KEY"] = key
     elif where == "dotenv":

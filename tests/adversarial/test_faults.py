@@ -520,11 +520,9 @@ def test_a_user_does_not_write_into_another_users_directory(tmp_path: Path) -> N
         (foreign / "config.toml").write_text('[sites.a]\ndomain = "a.example"\n')
         for path in (home, home / ".anaconda"):
             os.lchown(path, NOBODY, NOBODY)
-        result = subprocess.run(
-            ["setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", PYTHON, "-m",
-             "anaconda_auth", "--at", "a", "login", "--with-token", "--no-verify"],
-            input="secret-key\n", env=clean_env(home), cwd=str(home), capture_output=True,
-            text=True, timeout=60, check=False)
+        result = cli(home, "--at", "a", "login", "--with-token", "--no-verify",
+                     input="secret-key\n", prefix=("setpriv", f"--reuid={NOBODY}",
+                                                   f"--regid={NOBODY}", "--clear-groups"))
         refused(result, f"{foreign} belongs to uid {NOBODY - 1}")
         assert sorted(p.name for p in foreign.iterdir()) == ["config.toml"]
     finally:
