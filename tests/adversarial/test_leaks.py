@@ -37,6 +37,7 @@ import anaconda_auth as aa
 from tests.adversarial.helpers import (
     KEYRING_SERVICE,
     RecordingProxy,
+    clean_env,
     cli,
     encode_entry,
     exec_log,
@@ -579,30 +580,29 @@ def test_no_process_the_module_starts_gets_the_key_in_its_argv(origins, home, te
         assert leaks(key, stdout=result.stdout, stderr=result.stderr) == []
 
 
-def test_the_process_environment_is_what_the_user_gave(home, tmp_path):
-    """The browser inherits the environment: the module adds nothing to it (no key in a
-    variable the user did not set)."""
+def test_the_process_environment_is_what_the_user_gave(origins, home, test_ca, tmp_path):
+    """The browser a real ``login --browser`` starts inherits the environment: the module adds
+    nothing to it (no key in a variable the user did not set)."""
     tried(PART)
     key = new_key()
+    site = origins.site
+    _oidc_routes(site)
+    domain = f"127.0.0.1:{site.port}"
     hook_env, log = exec_logging_env(tmp_path)
-    probe = tmp_path / "env.py"
-    probe.write_text("import json, os, sys\nopen(sys.argv[1], 'w').write(json.dumps(dict(os.environ)))\n")
-    out = tmp_path / "env.json"
+    probe = tmp_path / "browser.py"  # notes its environment, then denies like BROWSER_SCRIPT
+    probe.write_text("import json, os, sys\nwith open(sys.argv[1] + '.env.json', 'w') as f:\n"
+                     "    json.dump(dict(os.environ), f)\n" + BROWSER_SCRIPT, encoding="utf-8")
+    browser_log = tmp_path / "browser.log"
     anaconda = home / ".anaconda"
     anaconda.mkdir()
     (anaconda / "keyring").write_text(json.dumps(
-        {KEYRING_SERVICE: {"127.0.0.1:9": encode_entry("127.0.0.1:9", key)}}), encoding="utf-8")
-    env = {**hook_env, "ANACONDA_AUTH_DOMAIN": "127.0.0.1:9", "ANACONDA_AUTH_USE_DEVICE_FLOW": "0",
+        {KEYRING_SERVICE: {domain: encode_entry(domain, key)}}), encoding="utf-8")
+    env = {**hook_env, "ANACONDA_AUTH_DOMAIN": domain, "ANACONDA_AUTH_SSL_VERIFY": test_ca.ca_pem,
            "ANACONDA_AUTH_REDIRECT_URI": "http://127.0.0.1:0/auth/oidc",
-           "BROWSER": f"{sys.executable} {probe} {out} %s"}
-    # The module's opener itself, as login calls it, with a key stored for the site.
-    code = "import anaconda_auth as aa; aa._open_browser('https://127.0.0.1:9/authorize?x=1')"
-    import subprocess
-
-    from tests.adversarial.helpers import PYTHON, clean_env
-
+           "BROWSER": f"{sys.executable} {probe} {browser_log} %s"}
+    result = cli(home, "login", "--force", "--browser", env=env)
+    assert result.returncode == 1, result.stderr  # denied at once by the test's browser
+    seen = json.loads(Path(f"{browser_log}.env.json").read_text())
     full = {**clean_env(home), **env}
-    subprocess.run([PYTHON, "-c", code], env=full, timeout=60, check=True, cwd=str(home))
-    seen = json.loads(out.read_text())
     assert set(seen) - set(full) <= {"PWD", "SHLVL", "_", "LC_CTYPE"}, set(seen) - set(full)
     assert leaks(key, env=json.dumps(seen), argv=[a for _, a in exec_log(log)]) == []
