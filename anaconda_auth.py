@@ -2272,6 +2272,11 @@ class Response:
         )
 
 
+# error.code values that mean the credential itself was refused (the reference's API answers
+# auth_required; OAuth resource servers answer invalid_token, RFC 6750), not a missing permission.
+_AUTH_ERROR_CODES = frozenset({"auth_required", "invalid_token"})
+
+
 class _KeyNote:
     """Which key a request carried, or why it carried none: what a 401/403 message says."""
 
@@ -2295,7 +2300,12 @@ class _KeyNote:
             expiry = _KeyExpiry(self.key)
             if expiry.expired:
                 return (f"The API key from {self.source} expired on {expiry.date}. {fix}")
-            return (f"{_host_port(response.url)[1]} refused the API key from {self.source}: it "
+            host = _host_port(response.url)[1]
+            if response.status == 403 and response.error_code() not in _AUTH_ERROR_CODES:
+                # A key the site knows, without the right to this resource: not revoked.
+                return (f"{host} did not allow the API key from {self.source} to access this "
+                        "resource: use a key of an account that has access to it.")
+            return (f"{host} refused the API key from {self.source}: it "
                     f"was revoked, or is a key for another site. {fix}")
         if self.why_none:
             return self.why_none
@@ -2443,8 +2453,9 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
             config, api_key, "the api_key argument")
     if config.api_key:
         source = str(_configured_key_source(config))
-        return _sendable(config.api_key, source, ConfigError), _KeyNote(
-            config, config.api_key, source)
+        key = _sendable(config.api_key, source, ConfigError)
+        _warn_if_expiring(config, key, source)  # a configured key expires too
+        return key, _KeyNote(config, key, source)
     try:
         stored, where = _find_api_key(config)
     except StorageError as e:
@@ -5207,8 +5218,9 @@ def _cmd_request(args: Any) -> int:
         sys.stdout.flush()
         if response.ok:
             return 0
+        note = response.key_note if response.status in (401, 403) else None
         _say(f"error: {method} {response.url} answered HTTP {response.status} "
-             f"{response.reason}".rstrip())
+             f"{response.reason}".rstrip() + (f". {note.explain(response)}" if note else ""))
         return 1
 
     try:

@@ -246,6 +246,37 @@ def test_a_configured_key_expiring_soon_says_to_replace_it_where_it_is_set(tmp_p
     assert "environment variable ANACONDA_AUTH_API_KEY" in line and "Replace it there" in line
 
 
+@pytest.mark.parametrize("where", ["env", "dotenv", "toml"])
+def test_a_configured_key_expiring_soon_warns_in_request_and_the_request_command(
+        oidc_provider, anaconda_api, test_ca, tmp_path, where):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    home = Path(env["HOME"])
+    key = anaconda_api.issue_key("ci", expires_in=5 * 86400 + 3600)
+    source = {"env": "environment variable ANACONDA_AUTH_API_KEY",
+              "dotenv": f"{home / '.env'}: ANACONDA_AUTH_API_KEY",
+              "toml": f"{home / '.anaconda' / 'config.toml'} [plugin.auth] api_key"}[where]
+    if where == "env":
+        env["ANACONDA_AUTH_API_KEY"] = key
+    elif where == "dotenv":
+        (home / ".env").write_text(f"ANACONDA_AUTH_API_KEY={key}\n")
+    else:
+        (home / ".anaconda").mkdir(parents=True, exist_ok=True)
+        (home / ".anaconda" / "config.toml").write_text(f'[plugin.auth]\napi_key = "{key}"\n')
+    date = _utc(aa.key_expiry(key))
+    result = run_cli(["request", "/api/account"], env)
+    assert result.returncode == 0 and json.loads(result.stdout)["user"]["username"] == "ci", result.stderr
+    [line] = _warnings(result.stderr)
+    assert f"(from {source}) expires on {date}, in 5 days. Replace it there" in line, line
+    assert key not in result.stderr
+    config = _config(env)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert aa.request("GET", "/api/account", config=config).ok
+        assert aa.request("GET", "/api/account", config=config).ok
+    [warning] = [w for w in caught if issubclass(w.category, aa.KeyExpiringWarning)]
+    assert str(warning.message) == line[len("warning: "):]
+
+
 @pytest.mark.parametrize("where, days, warns", [
     ("default", None, True),
     ("plugin.auth", "0", False),
@@ -383,6 +414,54 @@ def test_401_messages_say_what_happened_to_which_key_in_request_whoami_and_the_c
     assert source in line and fix in line and key not in line, line
     assert says in line or (state == "expired" and "expired on" in line) or (
         state == "missing" and "no API key" in line), line
+    result = run_cli(["request", "/api/account"], env)
+    assert result.returncode == 3, result.stderr
+    line = result.stderr.splitlines()[0]  # then the login offer's hint
+    assert source in line and fix in line and key not in line, line
+    assert says in line or (state == "expired" and "expired on" in line), line
+
+
+FORBIDDEN = {"error": {"code": "forbidden", "message": "You are not a member of this organization"}}
+
+
+@pytest.mark.parametrize("where", ["store", "env", "dotenv", "toml"])
+def test_403_and_a_bare_401_say_which_key_in_request_whoami_and_the_request_command(
+        oidc_provider, anaconda_api, test_ca, tmp_path, where):
+    env, key, source = _key_case(tmp_path, oidc_provider, anaconda_api, test_ca, where, "valid")
+    config = _config(env)
+    anaconda_api.route("GET", "/api/private", (403, {}, FORBIDDEN))
+    anaconda_api.route("GET", "/api/bare", (401, {"Content-Type": "text/plain"}, "Unauthorized"))
+    fix = "Update or unset it there" if where != "store" else "Log in again"
+    # A valid key without the right to a resource: not "revoked", and no re-login advised.
+    with pytest.raises(aa.HTTPError) as caught:
+        aa.request("GET", "/api/private", config=config).raise_for_status()
+    forbidden = str(caught.value)
+    assert f"did not allow the API key from {source} to access this resource" in forbidden, forbidden
+    assert "revoked" not in forbidden and fix not in forbidden and key not in forbidden
+    result = run_cli(["request", "/api/private"], env)
+    assert result.returncode == 1 and json.loads(result.stdout) == FORBIDDEN, result.stderr
+    line = _one_line(result.stderr)
+    assert line.startswith("error: GET ") and "HTTP 403" in line, line
+    assert f"did not allow the API key from {source}" in line and "revoked" not in line and key not in line
+    # A 401 without the API's error code still names the key, its source and the fix.
+    with pytest.raises(aa.HTTPError) as caught:
+        aa.request("GET", "/api/bare", config=config).raise_for_status()
+    refused = str(caught.value)
+    assert f"refused the API key from {source}: it was revoked" in refused and fix in refused, refused
+    result = run_cli(["request", "/api/bare"], env)
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert "HTTP 401" in line and f"refused the API key from {source}" in line and fix in line, line
+    assert key not in line
+    # whoami: the same words from the Python API and the CLI.
+    anaconda_api.route("GET", "/api/account", (403, {}, FORBIDDEN))
+    with pytest.raises(aa.HTTPError) as caught:
+        aa.whoami(config)
+    assert f"did not allow the API key from {source}" in str(caught.value)
+    result = run_cli(["whoami"], env)
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert f"did not allow the API key from {source}" in line and "revoked" not in line, line
 
 
 # ==========================================================================================
