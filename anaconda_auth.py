@@ -205,7 +205,13 @@ def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
         _caches.warned.add(message)
         import warnings
 
-        warnings.warn(message, category, stacklevel=3)
+        # Point at the caller's own line, however deep in this module the warning was found:
+        # the first frame outside this file (stacklevel 2 is _warn_once's caller).
+        here = sys._getframe(0).f_code.co_filename
+        frame, level = sys._getframe(1), 2
+        while frame.f_back is not None and frame.f_code.co_filename == here:
+            frame, level = frame.f_back, level + 1
+        warnings.warn(message, category, stacklevel=level)
 
 
 # =================================================================================================
@@ -1133,7 +1139,8 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
             fix = 'Give {"Anaconda Cloud": {"<domain>": "<stored token>"}}'
         else:
             ok = all(isinstance(v, str) for v in value.values())
-            fix = 'Give string values, like {"https": "http://proxy:3128"}'
+            fix = ('Give string values, like {"https": "http://proxy:3128"}' if name == "proxy_servers"
+                   else 'Give string values, like {"X-Team": "data-science"}')
         if not ok:
             raise _bad(source, "has values of the wrong type", fix)
         return value
@@ -2130,8 +2137,9 @@ def _warn_if_expiring(config: Config, api_key: str, where: str,
         return
     when = "in less than a day" if expiry.days_left == 0 else (
         f"in {expiry.days_left} day{'s' if expiry.days_left != 1 else ''}")
+    login = _login_command(config)
     fix = ("Replace it there before then." if _configured_key_source(config) else
-           f"Renew it with: {_login_command(config)} --force")
+           f"Renew it with: {login} --force (or {login} --with-token for a key you were given)")
     _warn_once(f"The API key for {config.domain} (from {where}) expires on {expiry.date}, "
                f"{when}. {fix}", KeyExpiringWarning)
 

@@ -231,6 +231,7 @@ def test_every_command_warns_once_on_stderr_when_the_key_expires_within_30_days(
         assert result.returncode == 0, result.stderr
         [line] = _warnings(result.stderr)
         assert f"expires on {date}, in 10 days" in line and "login --force" in line, line
+        assert "login --with-token for a key you were given" in line, line
         assert key not in result.stderr
     api_key = run_cli(["api-key"], env)
     assert api_key.stdout == key + "\n"  # stdout stays exactly the key
