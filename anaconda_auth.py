@@ -609,6 +609,12 @@ def _header_name_shown(name: str) -> str:
     return name
 
 
+def _is_http_method(method: str) -> bool:
+    """A method is an HTTP token, as a header name is: a space or line break in it would
+    split the request line (injection)."""
+    return bool(method) and _header_name_shown(method) == method
+
+
 def _is_secret_header(name: str) -> bool:
     lowered = name.lower()
     return any(word in lowered for word in _SECRET_WORDS)
@@ -2809,6 +2815,9 @@ def request(
     config = _coerce_config(config, site, "request")
     site_info = _site_for(config)
     method = method.upper()
+    if not _is_http_method(method):
+        raise ConfigError(f"request(method=...): {_printable(repr(method))} is not an HTTP method "
+                          "(one word, like GET, POST or DELETE).")
     if not url.startswith(("https://", "http://")):
         from urllib.parse import urljoin
 
@@ -5165,6 +5174,10 @@ def _request_body(data: str) -> bytes | None:
         try:
             if data == "@-":
                 body = sys.stdin.buffer.read()
+                if not body:  # also a closed stdin (main() gave it /dev/null)
+                    _say("error: -d @-: standard input is empty or closed; pipe the JSON "
+                         "document in: ... request -d @- URL < body.json")
+                    return None
             else:
                 with open(data[1:], "rb") as f:
                     body = f.read()
@@ -5202,6 +5215,10 @@ def _request_headers_given(raw_headers: list[str]) -> dict[str, str] | None:
 
 
 def _cmd_request(args: Any) -> int:
+    if args.method is not None and not _is_http_method(args.method.upper()):
+        _say(f"error: -X {_printable(repr(args.method))} is not an HTTP method; give one word, "
+             "like -X GET, -X POST or -X DELETE.")
+        return 2
     config = _config_for(args)
     headers = _request_headers_given(args.header)
     body = None if args.data is None else _request_body(args.data)
@@ -5662,6 +5679,23 @@ def _parse_api_key_command(argv: list[str]) -> Any:
                                  handler=_cmd_api_key)
 
 
+def _closed_streams() -> int | None:
+    """Python sets sys.stdin/stdout/stderr to None when the process starts with that file
+    descriptor closed (``<&-``). A closed stdin reads as empty (so --with-token and -d @- say
+    there is nothing there) and a closed stderr discards messages; a closed stdout is an error
+    (exit 1, said on stderr): the command's output, a key or a response body, would be lost."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - idem
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the exit flush
+        _say("error: standard output is closed, so the output would be lost; run the command "
+             "with it open (> /dev/null to discard the output).")
+        return 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv, problem = _canonical_argv(sys.argv[1:] if argv is None else argv)
@@ -5675,6 +5709,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        code = _closed_streams()
+        if code is not None:
+            return code
     import warnings
 
     warnings.showwarning = _show_warning

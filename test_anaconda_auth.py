@@ -672,6 +672,16 @@ def test_a_dict_value_of_the_wrong_type_gets_an_example_of_its_own_field(sandbox
     assert "\n" not in message
 
 
+@pytest.mark.parametrize("method", ["GE T", "GET\r\nX-Injected: 1", "", "GET\x00"])
+def test_request_refuses_a_method_that_is_not_an_http_token_before_any_connection(sandbox, method):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "127.0.0.1:9"})
+    with pytest.raises(aa.ConfigError) as info:
+        aa.request(method, "/api/x", config=config)
+    message = str(info.value)
+    assert "request(method=...)" in message and "is not an HTTP method" in message
+    assert "\n" not in message and "\r" not in message
+
+
 def test_dict_fields_deep_merge_across_sources(sandbox):
     sandbox.write_config('[plugin.auth.proxy_servers]\nhttp = "http://toml-http:1"\n')
     config = sandbox.resolve(env={"ANACONDA_AUTH_PROXY_SERVERS": '{"https": "http://env-https:2"}'})

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 
 import anaconda_auth as aa
+from test_anaconda_auth import run_captured
 from tests.anaconda_api import make_jwt
-from tests.test_login import _keyring_file, _site_env, run_cli
+from tests.test_login import PYTHON, _keyring_file, _site_env, run_cli
 from tests.tools import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -784,6 +785,8 @@ def test_request_with_at_site(oidc_provider, anaconda_api, test_ca, tmp_path):
     (["-d", "@missing.json"], "-d @missing.json: cannot read the file missing.json: No such file or directory"),
     (["-d", "@bad.json"], "-d @bad.json: not valid JSON"),
     (["-X"], "expected one argument"),
+    (["-X", "GE T"], "-X 'GE T' is not an HTTP method"),
+    (["-X", "GET\r\nX: y"], "is not an HTTP method; give one word, like -X GET"),
     ([], "the following arguments are required: PATH_OR_URL"),
 ])
 def test_request_usage_errors_exit_2_with_one_line(tmp_path, args, says):
@@ -795,6 +798,40 @@ def test_request_usage_errors_exit_2_with_one_line(tmp_path, args, says):
     result = run_cli(["request", *args] + (["/api/x"] if args and args != ["-X"] else []), env)
     assert result.returncode == 2, result.stderr
     assert says in _one_line(result.stderr) and "secret-looking" not in result.stderr
+
+
+def _run_closed(args: list[str], env: dict[str, str], closed: str) -> Any:
+    """The real CLI with a standard stream closed (``<&-``, ``>&-``, ``2>&-``): not /dev/null,
+    closed, which Python shows as ``sys.stdin``/``stdout``/``stderr`` being None."""
+    import shlex
+
+    command = " ".join(shlex.quote(a) for a in [PYTHON, "-m", "anaconda_auth", *args])
+    return run_captured(["sh", "-c", f"exec {command} {closed}"], env, env["HOME"])
+
+
+@pytest.mark.parametrize("args, closed, code, says", [
+    (["login", "--with-token"], "<&-", 2, "error: no API key on standard input"),
+    (["login", "--with-token", "--no-verify"], "<&-", 2, "error: no API key on standard input"),
+    (["request", "-d", "@-", "/api/x"], "<&-", 2, "error: -d @-: standard input is empty or closed"),
+    (["request", "/api/x"], ">&-", 1, "error: standard output is closed"),
+    (["status"], ">&-", 1, "error: standard output is closed"),
+    (["api-key"], ">&-", 1, "error: standard output is closed"),
+    (["status"], "2>&-", 0, None),
+    (["request", "/api/x"], "2>&- >&-", 1, None),
+])
+def test_a_closed_standard_stream_is_a_one_line_error_not_a_crash(tmp_path, args, closed, code, says):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "ANACONDA_AUTH_DOMAIN": f"127.0.0.1:{free_port()}",  # nothing listens: no request is sent
+           "ANACONDA_AUTH_API_KEY": make_jwt({"sub": "ci", "exp": int(time.time()) + 90 * 86400})}
+    result = _run_closed(args, env, closed)
+    assert result.returncode == code, result.stderr
+    if says is None:
+        assert result.stderr == "" and "Traceback" not in result.stdout
+    else:
+        assert _one_line(result.stderr).startswith(says), result.stderr
+    assert _stored(env) is None
 
 
 # ==========================================================================================
