@@ -205,7 +205,13 @@ def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
         _caches.warned.add(message)
         import warnings
 
-        warnings.warn(message, category, stacklevel=3)
+        # Point at the caller's own line, however deep in this module the warning was found:
+        # the first frame outside this file (stacklevel 2 is _warn_once's caller).
+        here = sys._getframe(0).f_code.co_filename
+        frame, level = sys._getframe(1), 2
+        while frame.f_back is not None and frame.f_code.co_filename == here:
+            frame, level = frame.f_back, level + 1
+        warnings.warn(message, category, stacklevel=level)
 
 
 # =================================================================================================
@@ -601,6 +607,12 @@ def _header_name_shown(name: str) -> str:
         if not (c.isascii() and c.isprintable()) or c in _NOT_IN_HEADER_NAMES:
             return name[:i] + "********"
     return name
+
+
+def _is_http_method(method: str) -> bool:
+    """A method is an HTTP token, as a header name is: a space or line break in it would
+    split the request line (injection)."""
+    return bool(method) and _header_name_shown(method) == method
 
 
 def _is_secret_header(name: str) -> bool:
@@ -1133,7 +1145,8 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
             fix = 'Give {"Anaconda Cloud": {"<domain>": "<stored token>"}}'
         else:
             ok = all(isinstance(v, str) for v in value.values())
-            fix = 'Give string values, like {"https": "http://proxy:3128"}'
+            fix = ('Give string values, like {"https": "http://proxy:3128"}' if name == "proxy_servers"
+                   else 'Give string values, like {"X-Team": "data-science"}')
         if not ok:
             raise _bad(source, "has values of the wrong type", fix)
         return value
@@ -2130,8 +2143,9 @@ def _warn_if_expiring(config: Config, api_key: str, where: str,
         return
     when = "in less than a day" if expiry.days_left == 0 else (
         f"in {expiry.days_left} day{'s' if expiry.days_left != 1 else ''}")
+    login = _login_command(config)
     fix = ("Replace it there before then." if _configured_key_source(config) else
-           f"Renew it with: {_login_command(config)} --force")
+           f"Renew it with: {login} --force (or {login} --with-token for a key you were given)")
     _warn_once(f"The API key for {config.domain} (from {where}) expires on {expiry.date}, "
                f"{when}. {fix}", KeyExpiringWarning)
 
@@ -2272,6 +2286,11 @@ class Response:
         )
 
 
+# error.code values that mean the credential itself was refused (the reference's API answers
+# auth_required; OAuth resource servers answer invalid_token, RFC 6750), not a missing permission.
+_AUTH_ERROR_CODES = frozenset({"auth_required", "invalid_token"})
+
+
 class _KeyNote:
     """Which key a request carried, or why it carried none: what a 401/403 message says."""
 
@@ -2295,7 +2314,12 @@ class _KeyNote:
             expiry = _KeyExpiry(self.key)
             if expiry.expired:
                 return (f"The API key from {self.source} expired on {expiry.date}. {fix}")
-            return (f"{_host_port(response.url)[1]} refused the API key from {self.source}: it "
+            host = _host_port(response.url)[1]
+            if response.status == 403 and response.error_code() not in _AUTH_ERROR_CODES:
+                # A key the site knows, without the right to this resource: not revoked.
+                return (f"{host} did not allow the API key from {self.source} to access this "
+                        "resource: use a key of an account that has access to it.")
+            return (f"{host} refused the API key from {self.source}: it "
                     f"was revoked, or is a key for another site. {fix}")
         if self.why_none:
             return self.why_none
@@ -2443,8 +2467,9 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
             config, api_key, "the api_key argument")
     if config.api_key:
         source = str(_configured_key_source(config))
-        return _sendable(config.api_key, source, ConfigError), _KeyNote(
-            config, config.api_key, source)
+        key = _sendable(config.api_key, source, ConfigError)
+        _warn_if_expiring(config, key, source)  # a configured key expires too
+        return key, _KeyNote(config, key, source)
     try:
         stored, where = _find_api_key(config)
     except StorageError as e:
@@ -2790,6 +2815,9 @@ def request(
     config = _coerce_config(config, site, "request")
     site_info = _site_for(config)
     method = method.upper()
+    if not _is_http_method(method):
+        raise ConfigError(f"request(method=...): {_printable(repr(method))} is not an HTTP method "
+                          "(one word, like GET, POST or DELETE).")
     if not url.startswith(("https://", "http://")):
         from urllib.parse import urljoin
 
@@ -5146,6 +5174,10 @@ def _request_body(data: str) -> bytes | None:
         try:
             if data == "@-":
                 body = sys.stdin.buffer.read()
+                if not body:  # also a closed stdin (main() gave it /dev/null)
+                    _say("error: -d @-: standard input is empty or closed; pipe the JSON "
+                         "document in: ... request -d @- URL < body.json")
+                    return None
             else:
                 with open(data[1:], "rb") as f:
                     body = f.read()
@@ -5183,6 +5215,10 @@ def _request_headers_given(raw_headers: list[str]) -> dict[str, str] | None:
 
 
 def _cmd_request(args: Any) -> int:
+    if args.method is not None and not _is_http_method(args.method.upper()):
+        _say(f"error: -X {_printable(repr(args.method))} is not an HTTP method; give one word, "
+             "like -X GET, -X POST or -X DELETE.")
+        return 2
     config = _config_for(args)
     headers = _request_headers_given(args.header)
     body = None if args.data is None else _request_body(args.data)
@@ -5207,8 +5243,9 @@ def _cmd_request(args: Any) -> int:
         sys.stdout.flush()
         if response.ok:
             return 0
+        note = response.key_note if response.status in (401, 403) else None
         _say(f"error: {method} {response.url} answered HTTP {response.status} "
-             f"{response.reason}".rstrip())
+             f"{response.reason}".rstrip() + (f". {note.explain(response)}" if note else ""))
         return 1
 
     try:
@@ -5642,6 +5679,23 @@ def _parse_api_key_command(argv: list[str]) -> Any:
                                  handler=_cmd_api_key)
 
 
+def _closed_streams() -> int | None:
+    """Python sets sys.stdin/stdout/stderr to None when the process starts with that file
+    descriptor closed (``<&-``). A closed stdin reads as empty (so --with-token and -d @- say
+    there is nothing there) and a closed stderr discards messages; a closed stdout is an error
+    (exit 1, said on stderr): the command's output, a key or a response body, would be lost."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - idem
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the exit flush
+        _say("error: standard output is closed, so the output would be lost; run the command "
+             "with it open (> /dev/null to discard the output).")
+        return 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv, problem = _canonical_argv(sys.argv[1:] if argv is None else argv)
@@ -5655,6 +5709,10 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        code = _closed_streams()
+        if code is not None:
+            return code
     import warnings
 
     warnings.showwarning = _show_warning

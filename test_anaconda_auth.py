@@ -660,6 +660,29 @@ def test_json_and_nested_forms_deep_merge_with_nested_winning(sandbox):
     assert dict(config.proxy_servers or {}) == {"http": "http://p1:1", "https": "http://nested:3"}
 
 
+@pytest.mark.parametrize("variable, example", [
+    ("ANACONDA_AUTH_PROXY_SERVERS", '"https": "http://proxy:3128"'),
+    ("ANACONDA_AUTH_EXTRA_HEADERS", '"X-Team": "data-science"'),
+    ("ANACONDA_AUTH_OIDC_REQUEST_HEADERS", '"X-Team": "data-science"'),
+])
+def test_a_dict_value_of_the_wrong_type_gets_an_example_of_its_own_field(sandbox, variable, example):
+    with pytest.raises(aa.ConfigError) as info:
+        sandbox.resolve(env={variable: '{"a": 1}'})
+    message = str(info.value)
+    assert variable in message and "wrong type" in message and example in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("method", ["GE T", "GET\r\nX-Injected: 1", "", "GET\x00"])
+def test_request_refuses_a_method_that_is_not_an_http_token_before_any_connection(sandbox, method):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "127.0.0.1:9"})
+    with pytest.raises(aa.ConfigError) as info:
+        aa.request(method, "/api/x", config=config)
+    message = str(info.value)
+    assert "request(method=...)" in message and "is not an HTTP method" in message
+    assert "\n" not in message and "\r" not in message
+
+
 def test_dict_fields_deep_merge_across_sources(sandbox):
     sandbox.write_config('[plugin.auth.proxy_servers]\nhttp = "http://toml-http:1"\n')
     config = sandbox.resolve(env={"ANACONDA_AUTH_PROXY_SERVERS": '{"https": "http://env-https:2"}'})
@@ -2692,6 +2715,21 @@ def test_interrupt_exits_130_without_a_traceback(sandbox):
     assert code == 130, output
     assert "Traceback" not in output
     assert sandbox.keyring_bytes() is None
+
+
+def test_the_expiry_warning_points_at_the_callers_line_not_into_the_module(sandbox):
+    import warnings
+
+    sandbox.store("anaconda.com", make_jwt({"exp": int(time.time()) + 10 * 86400}))
+    config = sandbox.resolve()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        line = sys._getframe().f_lineno + 1
+        aa.get_api_key(config)
+    [warning] = [w for w in caught if issubclass(w.category, aa.KeyExpiringWarning)]
+    assert (warning.filename, warning.lineno) == (__file__, line)
+    message = str(warning.message)
+    assert "login --force" in message and "login --with-token" in message  # both ways to renew
 
 
 def test_expired_key_from_the_environment_says_to_fix_the_variable_not_to_log_in(sandbox):
