@@ -3003,13 +3003,17 @@ class _Terminal:
         stdin: Any = None,
         stderr: Any = None,
         quiet: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.open_url = open_url or _open_browser
         self.quiet = quiet
         self.clock = clock
         self.sleep = sleep
         self.stdin = stdin if stdin is not None else sys.stdin
         self.stderr = stderr if stderr is not None else sys.stderr
+        # Whether a browser can open is decided from this terminal and environment, never from
+        # the process's own when the caller gave others.
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.open_url = open_url or (lambda url: _open_browser(url, self.stdin, self.environ))
 
     def say(self, text: str = "") -> None:
         self.stderr.write(text + "\n")
@@ -3086,8 +3090,9 @@ def _webbrowser_default() -> str | None:
     return os.path.basename(str(getattr(browser, "name", "") or "")) or type(browser).__name__
 
 
-def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[str, str]:
-    """_choose_browser with this process's terminal, /proc/version and PATH."""
+def _browser_choice(environ: Mapping[str, str], stdin: Any,
+                    allowed: bool = True) -> tuple[str, str]:
+    """_choose_browser with the given terminal input and environment, and /proc/version."""
     import shutil
 
     try:
@@ -3095,29 +3100,32 @@ def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[s
             proc_version = f.read(4096)
     except OSError:
         proc_version = ""
-    stdin = sys.stdin
-    stdin_tty = bool(stdin is not None and not stdin.closed and stdin.isatty())
+    stdin_tty = bool(stdin is not None and not getattr(stdin, "closed", False)
+                     and getattr(stdin, "isatty", lambda: False)())
     return _choose_browser(
         environ, stdin_tty=stdin_tty, proc_version=proc_version, allowed=allowed,
         which=lambda name: shutil.which(name, path=environ.get("PATH")),
         default_browser=_webbrowser_default)
 
 
-def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
+def _browser_unusable_reason(environ: Mapping[str, str], stdin: Any) -> str | None:
     """Why no browser is launched here; None when one can be."""
-    how, why = _browser_choice(environ)
+    how, why = _browser_choice(environ, stdin)
     return why if how == "none" else None
 
 
-def _open_browser(url: str) -> bool:
-    """Open ``url`` in a graphical browser when one can be used; never a console browser."""
-    how, launcher = _browser_choice(os.environ)
+def _open_browser(url: str, stdin: Any = None, environ: Mapping[str, str] | None = None) -> bool:
+    """Open ``url`` in a graphical browser when one can be used; never a console browser.
+    ``stdin`` and ``environ`` default to the process's own."""
+    how, launcher = _browser_choice(os.environ if environ is None else environ,
+                                    sys.stdin if stdin is None else stdin)
     if how == "command":
         import subprocess
 
         try:
             done = subprocess.run([launcher, url], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=None if environ is None else dict(environ),
                                   timeout=15, check=False)
         except (OSError, subprocess.SubprocessError):
             return False
@@ -3139,7 +3147,7 @@ def _open_or_explain(terminal: _Terminal, url: str, open_browser: bool) -> bool:
         return False
     if terminal.open_url(url):
         return True
-    reason = _browser_unusable_reason(os.environ) or "it could not be started"
+    reason = _browser_unusable_reason(terminal.environ, terminal.stdin) or "it could not be started"
     terminal.hint(f"Not opening a browser ({reason}).")
     return False
 
@@ -3657,6 +3665,7 @@ def login(
     stdin: Any = None,
     stderr: Any = None,
     quiet: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3668,8 +3677,9 @@ def login(
     OpenID Connect login runs (``flow`` is "device" or "browser"; default from
     ``use_device_flow``; ``open_browser=False``, or the ``open_browser = false`` setting, never
     launches a browser). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
-    whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
-    outside world; they default to the process's own. ``quiet`` says only what the user must
+    whether a browser was opened), ``stdin``, ``stderr`` and ``environ`` (what decides whether
+    a browser can be opened: DISPLAY, SSH_CONNECTION, BROWSER, PATH) are what the login uses of
+    the outside world; they default to the process's own. ``quiet`` says only what the user must
     act on (the URL, the code, the paste prompt): no hints, no countdown.
 
     The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
@@ -3700,7 +3710,7 @@ def login(
             _warn_if_expiring(config, existing, where)
             return existing
     terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr,
-                         quiet=quiet)
+                         quiet=quiet, environ=environ)
     # The open_browser setting (false for CI images and installers) is --no-browser as a setting.
     return _interactive_login(config, flow=flow, open_browser=open_browser and config.open_browser,
                               timeout=timeout, terminal=terminal)
@@ -4709,8 +4719,8 @@ def _panel_login_handler() -> Any:
         panel_config: Any = importlib.import_module("panel.config").config
         TornadoHTTPError: Any = importlib.import_module("tornado.web").HTTPError
     except ImportError as e:
-        raise ImportError(f"anaconda_auth.AnacondaLoginHandler is the Panel OAuth provider and "
-                          f"needs Panel (Python 3.12 or newer): pip install panel ({e})") from None
+        raise _PanelMissing(f"anaconda_auth.AnacondaLoginHandler is the Panel OAuth provider and "
+                            f"needs Panel (Python 3.12 or newer): pip install panel ({e})") from None
     if "AnacondaLoginHandler" in globals():
         # Importing panel.auth loads the providers registered in the panel.auth entry-point
         # group, ours among them: that nested access has built the class already.
@@ -4844,9 +4854,38 @@ def _panel_login_handler() -> Any:
     return AnacondaLoginHandler
 
 
+class _PanelMissing(AttributeError):
+    """AnacondaLoginHandler without Panel installed. An AttributeError, so that hasattr(),
+    getattr(m, name, default), help() and inspect.getmembers() treat the attribute as absent
+    rather than failing (a class cannot be both ImportError and AttributeError on Python 3.10+:
+    their instance layouts conflict)."""
+
+
+def _accessed_by_from_import() -> bool:
+    """Whether the code reading a module attribute is ``from anaconda_auth import ...``.
+
+    Python turns an AttributeError there into "cannot import name", dropping our message, so
+    that one form gets an ImportError carrying it. This reads the caller's current bytecode
+    instruction (frame.f_lasti into co_code, CPython 3.9-3.13): if that ever changes, or on
+    another interpreter, the answer is False and the import fails with Python's own message.
+    """
+    try:
+        import dis
+
+        frame = sys._getframe(2)  # past this helper and __getattr__: the code doing the access
+        return frame.f_code.co_code[frame.f_lasti] == dis.opmap["IMPORT_FROM"]
+    except Exception:  # noqa: BLE001 - any surprise here only loses the message's detail
+        return False
+
+
 def __getattr__(name: str) -> Any:  # PEP 562: only the Panel handler is made on demand
     if name == "AnacondaLoginHandler":
-        return _panel_login_handler()
+        try:
+            return _panel_login_handler()
+        except _PanelMissing as e:
+            if _accessed_by_from_import():
+                raise ImportError(str(e)) from None
+            raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

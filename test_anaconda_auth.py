@@ -2765,13 +2765,38 @@ def test_import_star_and_dir_import_nothing_of_panel(sandbox):
     assert [m for m in loaded if m.split(".")[0] in PANEL_PACKAGES] == []
 
 
-def test_panel_handler_without_panel_says_what_to_install(sandbox):
-    result = sandbox.python("import sys; sys.modules['panel'] = None\nimport anaconda_auth\n"
-                            "try:\n    anaconda_auth.AnacondaLoginHandler\n"
-                            "except ImportError as e:\n    print('ImportError:', e)")
+PANEL_ABSENT = """
+import inspect, json, pydoc, sys
+sys.modules['panel'] = None  # as on a machine without Panel, even where it is installed
+import anaconda_auth as aa
+seen = {"hasattr": hasattr(aa, "AnacondaLoginHandler"),
+        "getattr_default": getattr(aa, "AnacondaLoginHandler", "absent"),
+        "getmembers": "AnacondaLoginHandler" in dict(inspect.getmembers(aa)),
+        "help": "\\n    login(" in pydoc.render_doc(aa, renderer=pydoc.plaintext)}
+try:
+    aa.AnacondaLoginHandler
+except AttributeError as e:
+    seen["attribute"] = str(e)
+try:
+    from anaconda_auth import AnacondaLoginHandler
+except ImportError as e:
+    seen["from_import"] = [type(e).__name__, str(e)]
+print(json.dumps(seen))
+"""
+
+
+def test_panel_handler_without_panel_is_absent_to_introspection_and_says_what_to_install(sandbox):
+    """Issue 11: without Panel, hasattr/getattr with a default/help()/inspect see no handler
+    (an AttributeError), while using it, and `from anaconda_auth import AnacondaLoginHandler`
+    (an ImportError), say to install Panel."""
+    result = sandbox.python(PANEL_ABSENT)
     assert_ok(result)
-    assert result.stdout.startswith("ImportError: ")
-    assert "pip install panel" in result.stdout
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["hasattr"] is False and seen["getattr_default"] == "absent"
+    assert seen["getmembers"] is False and seen["help"] is True
+    assert "pip install panel" in seen["attribute"]
+    kind, message = seen["from_import"]
+    assert kind == "ImportError" and "pip install panel" in message
 
 
 def test_import_needs_only_the_standard_library(sandbox):

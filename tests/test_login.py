@@ -1227,13 +1227,8 @@ def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_s
     ({"DISPLAY": ":0"}, False, "not an interactive terminal"),
     ({"WAYLAND_DISPLAY": "wayland-0"}, False, "not an interactive terminal"),
 ])
-def test_browser_unusable_reason_from_the_environment(monkeypatch, environ, stdin_tty, reason):
-    class Stdin(io.StringIO):
-        def isatty(self) -> bool:
-            return stdin_tty
-
-    monkeypatch.setattr(sys, "stdin", Stdin())
-    got = aa._browser_unusable_reason(environ)
+def test_browser_unusable_reason_from_the_environment(environ, stdin_tty, reason):
+    got = aa._browser_unusable_reason(environ, _Stdin(stdin_tty))
     if reason is None:
         assert got is None
     else:
@@ -1244,13 +1239,41 @@ def test_browser_unusable_reason_from_the_environment(monkeypatch, environ, stdi
 def test_console_browser_is_never_used(monkeypatch, name):
     import webbrowser
 
-    class Stdin(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    monkeypatch.setattr(sys, "stdin", Stdin())
     monkeypatch.setattr(webbrowser, "get", lambda using=None: webbrowser.GenericBrowser(name))
-    assert name in (aa._browser_unusable_reason({"DISPLAY": ":0", "TERM": "xterm"}) or "")
+    assert name in (aa._browser_unusable_reason({"DISPLAY": ":0", "TERM": "xterm"}, _Stdin(True)) or "")
+
+
+class _Stdin(io.StringIO):
+    """A terminal input that says whether it is a TTY, whatever this process's stdin is."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_login_decides_on_a_browser_from_the_stdin_and_environment_it_is_given(
+        device_server, test_ca, tmp_path, tty):
+    """Issue 8 §5: login(stdin=..., environ=...) decides whether a browser can open from what it
+    is given, not from this process (whose stdin under pytest is no TTY): on WSL a TTY means
+    the launcher is run, anything else means the URL is shown with the reason."""
+    bindir, log = _fake_browsers(tmp_path, ["wslview"])
+    grant = _device_grant(device_server)
+    device_server.route("POST", "/token", TOKEN)
+    stderr = io.StringIO()
+    seams = _seams(stderr=stderr, stdin=_Stdin(tty),
+                   environ={"WSL_DISTRO_NAME": "Ubuntu", "PATH": str(bindir)})
+    seams["open_url"] = None  # the module's own opener, as a person's login uses
+    _flow(device_server, _config(tmp_path, test_ca, domain=_domain(device_server)), "device", seams)
+    if tty:
+        assert log.read_text().split() == ["wslview", grant["verification_uri_complete"]]
+        assert "Not opening a browser" not in stderr.getvalue()
+    else:
+        assert not log.exists(), log.read_text()
+        assert "Not opening a browser (this is not an interactive terminal)." in stderr.getvalue()
 
 
 def _fake_browsers(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:
