@@ -4203,26 +4203,35 @@ def _toml_insert_lines(text: str, pos: int, lines: str, blank_after: bool = Fals
     return before + lines + after
 
 
+def _toml_blank_tail(text: str) -> int:
+    """Where the file's trailing run of line breaks (each followed by spaces or tabs only)
+    starts; len(text) when it does not end that way. Spaces ending the last line of content
+    stay with it."""
+    start = end = len(text)
+    while True:
+        pos = len(text[:end].rstrip(" \t"))
+        if not text.endswith("\n", 0, pos):
+            return start
+        end = start = pos - 2 if text.endswith("\r\n", 0, pos) else pos - 1
+
+
 def _toml_cut(text: str, spans: list[tuple[int, int]]) -> str:
     """Cut the spans; blank lines left at the end of the file collapse to one newline."""
-    import re
-
     at_end = any(end == len(text) for _, end in spans)
     for start, end in sorted(spans, reverse=True):
         text = text[:start] + text[end:]
-    if at_end:
-        text = re.sub(r"(?:\r?\n[ \t]*)+\Z", _toml_newline(text), text)
+    tail = _toml_blank_tail(text)
+    if at_end and tail < len(text):
+        text = text[:tail] + _toml_newline(text)
     return "" if _is_blank(text) else text
 
 
 def _toml_append_table(text: str, rendered: str) -> str:
     """Append a new table at the end, with exactly one blank line before its header."""
-    import re
-
     if _is_blank(text):
         return rendered
     nl = _toml_newline(text)
-    return re.sub(r"(?:\r?\n[ \t]*)*\Z", nl, text, count=1) + nl + rendered
+    return text[: _toml_blank_tail(text)] + nl + nl + rendered
 
 
 def _toml_find_table(tables: list[_TomlTable], path: tuple[str, ...]) -> _TomlTable | None:
@@ -4236,10 +4245,9 @@ def _toml_subtree(tables: list[_TomlTable], path: tuple[str, ...]) -> list[_Toml
 
 def _toml_content_end(text: str, table: _TomlTable) -> int:
     """The end of a block without its trailing blank lines."""
-    import re
-
     # Not str.splitlines: it also splits at characters such as U+2028 that strings may hold.
-    lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text[table.start : table.end])
+    lines = [line + "\n" for line in text[table.start : table.end].split("\n")]
+    lines[-1] = lines[-1][:-1]  # what follows the last line break (maybe nothing)
     while lines and _is_blank(lines[-1]):
         lines.pop()
     return table.start + sum(map(len, lines))
