@@ -1121,7 +1121,8 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
-def _parse_field(name: str, raw: Any, source: str) -> Any:
+def _parse_field(name: str, raw: Any, source: str, home: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> Any:
     """Validate one raw value of field ``name`` (text from env, .env and secret files, or a
     TOML or argument value of any type)."""
     kind = _FIELDS[name][0]
@@ -1145,7 +1146,7 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
         except (TypeError, ValueError):
             raise _bad(source, f"{_quoted(raw)} is not a number", "Give a number of seconds") from None
     if kind == "ssl":
-        return _parse_ssl_verify(raw, source)
+        return _parse_ssl_verify(raw, source, home, environ)
     if kind == "days":
         try:
             days = int(raw.strip() if isinstance(raw, str) else raw)
@@ -1173,7 +1174,10 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
     return raw
 
 
-def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
+def _parse_ssl_verify(raw: Any, source: str, home: str | None,
+                      environ: Mapping[str, str] | None) -> bool | str:
+    """The setting as written (a path is expanded by _finish_values, so a site written to
+    config.toml keeps its ``~``); a path is checked where ``home`` and ``environ`` put it."""
     # The reference keeps env "false" as a CA-bundle path string; we read it as the word it is.
     if isinstance(raw, bool):
         return raw
@@ -1185,7 +1189,7 @@ def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
         return word in _TRUE_WORDS
     if word == "truststore":
         return "truststore"
-    if not os.path.exists(os.path.expanduser(raw)):
+    if not os.path.exists(_expand_path(raw, home, environ)):
         raise _bad(source, f"the CA bundle {_quoted(raw)} does not exist",
                    "Give the path of an existing PEM file or directory, true, false or truststore")
     return raw
@@ -1322,13 +1326,14 @@ def _merge(target: dict[str, Any], value: dict[str, Any]) -> None:
 
 def _apply(
     values: dict[str, Any], sources: dict[str, str], layer: list[tuple[str, Any, str]],
-    lenient: bool = False,
+    lenient: bool = False, home: str | None = None, environ: Mapping[str, str] | None = None,
 ) -> None:
     """Lay one source over the values so far; dicts deep-merge as in the reference. A
-    ``lenient`` source (conda's files) has its invalid values skipped with a warning."""
+    ``lenient`` source (conda's files) has its invalid values skipped with a warning. Paths
+    are checked where ``home`` and ``environ`` put them."""
     for field, raw, source in layer:
         try:
-            value = _parse_field(field, raw, source)
+            value = _parse_field(field, raw, source, home, environ)
         except ConfigError as e:
             if not lenient:
                 raise
@@ -1352,7 +1357,7 @@ def _finish_values(
     values: dict[str, Any], sources: dict[str, str], home: str | None,
     environ: Mapping[str, str] | None,
 ) -> None:
-    """Derived values: empty optionals become None, keyring_path is expanded."""
+    """Derived values: empty optionals become None, keyring_path and a CA path are expanded."""
     for name, (kind, _) in _FIELDS.items():
         if values[name] == "" and (kind.startswith("opt") or kind in ("secret", "envversion")):
             values[name] = None
@@ -1362,6 +1367,9 @@ def _finish_values(
         values["keyring_path"] = os.path.join(base, ".anaconda", "keyring")
     else:
         values["keyring_path"] = _expand_path(path, home, environ)
+    verify = values["ssl_verify"]
+    if isinstance(verify, str) and verify != "truststore":
+        values["ssl_verify"] = _expand_path(verify, home, environ)
 
 
 def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None) -> str:
@@ -1483,12 +1491,9 @@ def _resolve(sources: _Sources, site: str | None, overrides: Mapping[str, Any]) 
 
     values = {name: default for name, (_, default) in _FIELDS.items()}
     where = {name: "default" for name in _FIELDS}
-    _apply(values, where, sources.conda, lenient=True)
-    _apply(values, where, plugin_auth)
-    _apply(values, where, legacy)
-    _apply(values, where, site_layer)
-    for layer in (auth_dotenv, auth_secrets, auth_env, explicit):
-        _apply(values, where, layer)
+    _apply(values, where, sources.conda, True, sources.home, environ)
+    for layer in (plugin_auth, legacy, site_layer, auth_dotenv, auth_secrets, auth_env, explicit):
+        _apply(values, where, layer, False, sources.home, environ)
     _warn_legacy(legacy)
     _finish_values(values, where, sources.home, environ)
     if chosen is not None:

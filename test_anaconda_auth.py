@@ -600,6 +600,26 @@ def test_conda_env_variable_beats_condarc(sandbox):
     assert config.sources["ssl_verify"] == "environment variable CONDA_SSL_VERIFY"
 
 
+@pytest.mark.parametrize("where", ["environment", "config.toml"])
+def test_a_ca_path_with_a_tilde_is_expanded_with_the_given_home(sandbox, where):
+    """Issue 8 §4: ``~`` in ssl_verify is the home resolve_config was given (not this
+    process's HOME, which the autouse fixture points elsewhere): a file is the CA bundle, a
+    directory the CA directory."""
+    (sandbox.home / "ca.pem").write_text("not read here\n")
+    (sandbox.home / "certs").mkdir()
+    for raw, option in (("~/ca.pem", "ca_certs"), ("~/certs", "ca_cert_dir")):
+        if where == "environment":
+            config = sandbox.resolve(env={"ANACONDA_AUTH_SSL_VERIFY": raw})
+        else:
+            sandbox.write_config(f'[plugin.auth]\nssl_verify = "{raw}"\n')
+            config = sandbox.resolve()
+        expanded = str(sandbox.home / raw[2:])
+        assert config.ssl_verify == expanded
+        options = dict(aa._tls_options(config))
+        assert options[option] == expanded and options["cert_reqs"] == "CERT_REQUIRED"
+        assert ({"ca_certs", "ca_cert_dir"} - {option}).isdisjoint(options)
+
+
 def test_plugin_auth_beats_conda(sandbox):
     (sandbox.home / ".condarc").write_text("ssl_verify: false\n")
     sandbox.write_config("[plugin.auth]\nssl_verify = true\n")
