@@ -5619,6 +5619,19 @@ def _settle_at(parser: Any, args: Any) -> None:
         parser.error(f"the site is given twice, as {different[0]!r} and {different[1]!r}; "
                      "give it once")
     args.at = different[0] if different else None
+    how = _SITES_WITHOUT_AT.get(getattr(args, "sites_command", None) or "")
+    if args.at is not None and args.command == "sites" and how:
+        # Otherwise `--at two sites modify ...` would quietly edit the site --name/--domain say.
+        parser.error(f"--at does not apply to 'sites {args.sites_command}'; {how}")
+
+
+# What a ``sites`` subcommand takes instead of --at (``sites show`` takes --at).
+_SITES_WITHOUT_AT = {
+    "list": "it lists every site (sites show SITE shows one)",
+    "add": "name the new site with --name and --domain",
+    "modify": "choose the site with --name or --domain",
+    "remove": "give the site after it: sites remove SITE",
+}
 
 
 # The reference's spellings, made canonical before parsing so that --help lists each command

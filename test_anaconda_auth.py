@@ -2484,6 +2484,31 @@ def test_sites_show_unknown_site_exits_2(sandbox):
     assert_no_traceback(result)
 
 
+@pytest.mark.parametrize("args", [["list"], ["add", "--name", "gamma", "--domain", "gamma.example"],
+                                  ["modify", "--use-device-flow"], ["modify", "--name", "alpha", "--no-ssl-verify"],
+                                  ["remove", "alpha"]])
+@pytest.mark.parametrize("where", ["before", "equals"])
+def test_at_before_a_sites_subcommand_that_takes_no_site_exits_2_and_changes_nothing(sandbox, args, where):
+    """Issue 9: `--at beta sites modify ...` was ignored (editing what --name/--domain said,
+    or asking for them); now one usage line saying what the subcommand takes instead."""
+    sandbox.write_config(TWO_SITES)
+    before = sandbox.config_toml.read_bytes()
+    at = ["--at", "beta"] if where == "before" else ["--at=beta"]
+    result = sandbox.cli(*at, "sites", *args)
+    assert_ok(result, 2)
+    assert f"--at does not apply to 'sites {args[0]}'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stdout == "" and sandbox.config_toml.read_bytes() == before
+    assert_no_traceback(result)
+
+
+def test_at_before_sites_show_still_chooses_the_site(sandbox):
+    sandbox.write_config(TWO_SITES)
+    result = sandbox.cli("--at", "beta", "sites", "show")
+    assert_ok(result)
+    assert "beta.example:8443" in result.stdout and "alpha.example" not in result.stdout
+
+
 def test_sites_without_a_subcommand_prints_usage(sandbox):
     result = sandbox.cli("sites")
     assert result.returncode in (0, 2)
