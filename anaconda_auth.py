@@ -5722,12 +5722,23 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     import warnings
 
+    # Process-wide state, put back on return so that main() called in-process (tests, a program
+    # embedding the CLI) leaves the process as it found it.
+    showwarning, quiet = warnings.showwarning, _Output.quiet
     warnings.showwarning = _show_warning
+    _Output.quiet = args.quiet
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning, _Output.quiet = showwarning, quiet
+
+
+def _run(args: Any) -> int:
+    """The command's handler, its errors as messages and exit codes."""
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         # A value from the environment or a file name that is not UTF-8 is printed as the
         # bytes it was, not turned into an UnicodeEncodeError (as the UTF-8 mode does).
         sys.stdout.reconfigure(errors="surrogateescape")
-    _Output.quiet = args.quiet
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

@@ -2509,6 +2509,22 @@ def test_at_before_sites_show_still_chooses_the_site(sandbox):
     assert "beta.example:8443" in result.stdout and "alpha.example" not in result.stdout
 
 
+def test_main_in_process_leaves_the_warning_display_and_quiet_as_it_found_them(sandbox, monkeypatch, capsys):
+    """Issue 8: main() set warnings.showwarning for the whole process and kept it; run
+    in-process (tests, a program embedding the CLI) it now puts it back, on success, on a
+    failure it reports and on one --verbose re-raises."""
+    monkeypatch.setenv("HOME", str(sandbox.home))
+    monkeypatch.chdir(sandbox.cwd)
+    sandbox.write_config(TWO_SITES)
+    original = warnings.showwarning
+    assert aa.main(["-q", "sites", "list"]) == 0
+    assert aa.main(["--at", "nope", "api-key"]) == 2
+    with pytest.raises(aa.UnknownSiteName):
+        aa.main(["--verbose", "--at", "nope", "whoami"])
+    assert warnings.showwarning is original and aa._Output.quiet is False
+    assert "alpha" in capsys.readouterr().out
+
+
 def test_sites_without_a_subcommand_prints_usage(sandbox):
     result = sandbox.cli("sites")
     assert result.returncode in (0, 2)
