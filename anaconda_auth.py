@@ -34,6 +34,20 @@ import time
 
 __version__ = "0.1.0"
 
+# Undocumented behaviour of others this module relies on, each marked "Undocumented:" where it is
+# used; if one changes, a test says so and the module degrades as stated:
+# * http.client raises a bare OSError (no errno) when a proxy refuses CONNECT. Else such a
+#   refusal is retried like a network failure: slower, same message (tests/test_http.py
+#   test_proxy_refusing_credentials_is_not_retried).
+# * urllib.request.proxy_bypass reads the system's proxy exceptions (macOS, Windows). Without
+#   it every host uses the system's proxy (test_system_proxy_exceptions_and_their_absence).
+# * Panel sets _login_endpoint on the provider's class while `panel serve` starts. Else a bad
+#   setting shows only when the first visitor logs in, as a traceback in the server's log
+#   (tests/panel test_bad_settings_stop_the_start_with_one_line_naming_the_setting).
+# * CPython's frame.f_lasti and co_code tell `from anaconda_auth import AnacondaLoginHandler`
+#   from other reads. Else that import, without Panel, fails with Python's "cannot import
+#   name" instead of our "pip install panel" (test_panel_handler_without_panel_is_absent_...).
+
 __all__ = [
     "AnacondaAuthError",
     "AuthenticationError",
@@ -2547,8 +2561,8 @@ def _truststore_context() -> Any:
 def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | None:
     """The proxy for a URL's ``origin``: ``proxy_servers`` from the configuration (keys as requests and
     conda use them: ``scheme://host``, ``scheme``, ``all://host``, ``all``), else the
-    environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) through the standard library."""
-    scheme, host, _ = origin
+    environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY), else the system's settings."""
+    scheme, host, port = origin
     if config.proxy_servers:
         for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all"):
             if config.proxy_servers.get(key):
@@ -2557,12 +2571,32 @@ def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | Non
     proxies, from_environment = _discovered_proxies()
     if not proxies:
         return None
-    import urllib.request
+    if from_environment:
+        bypass = _no_proxy_matches(host, port, proxies.get("no", ""))
+    else:
+        import urllib.request
 
-    bypass = (urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
-              if from_environment
-              else urllib.request.proxy_bypass(host))
+        # Undocumented: urllib.request.proxy_bypass reads the system's exceptions (macOS,
+        # Windows registry). Should it go, the proxy is used for every host.
+        system_bypass = getattr(urllib.request, "proxy_bypass", None)
+        bypass = bool(system_bypass and system_bypass(host))
     return None if bypass else proxies.get(scheme) or proxies.get("all")
+
+
+def _no_proxy_matches(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts ``host``, as Python's urllib and requests read it: "*" exempts
+    every host; an entry (leading dots ignored, any case) exempts that name and the names
+    below it; an entry with ``:port`` only that port. Ours, not urllib's undocumented
+    proxy_bypass_environment, so that a change there cannot move requests off the proxy."""
+    if no_proxy.strip() == "*":
+        return True
+    host = host.lower().strip("[]")
+    names = {host} if port is None else {host, f"{host}:{port}"}
+    for entry in no_proxy.lower().split(","):
+        entry = entry.strip().lstrip(".")
+        if entry and any(name == entry or name.endswith("." + entry) for name in names):
+            return True
+    return False
 
 
 def _environment_key(names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -2705,6 +2739,8 @@ def _is_permanent_failure(error: BaseException) -> bool:
     (http.client raises a bare OSError, without errno, for any status but 200)."""
     import ssl
 
+    # Undocumented: the bare OSError. Should http.client raise another, a refused CONNECT is
+    # retried like a network failure (slower; the message is the same).
     return any(isinstance(e, ssl.SSLCertVerificationError)
                or (type(e) is OSError and e.errno is None) for e in _error_chain(error))
 
@@ -4747,8 +4783,9 @@ def _panel_login_handler() -> Any:
     class _InstalledHook(type(OAuthLoginHandler)):  # type: ignore[misc]
         def __setattr__(cls, name: str, value: Any) -> None:
             super().__setattr__(name, value)
-            # Panel's OAuthProvider sets the login endpoint on the selected provider's class
-            # while `panel serve` (or pn.serve) builds the server, after every setting was read:
+            # Undocumented: Panel's OAuthProvider sets the login endpoint on the selected
+            # provider's class while `panel serve` (or pn.serve) builds the server, after every
+            # setting was read:
             # the one moment a bad setting can stop the start with one line, instead of a
             # traceback at the first visitor. Other providers' servers never get here.
             if name == "_login_endpoint":
@@ -4878,7 +4915,7 @@ def _accessed_by_from_import() -> bool:
     """Whether the code reading a module attribute is ``from anaconda_auth import ...``.
 
     Python turns an AttributeError there into "cannot import name", dropping our message, so
-    that one form gets an ImportError carrying it. This reads the caller's current bytecode
+    that one form gets an ImportError carrying it. Undocumented: this reads the caller's bytecode
     instruction (frame.f_lasti into co_code, CPython 3.9-3.13): if that ever changes, or on
     another interpreter, the answer is False and the import fails with Python's own message.
     """

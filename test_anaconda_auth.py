@@ -1130,6 +1130,45 @@ def test_condarc_that_is_not_utf8_is_ignored_with_a_warning(sandbox):
     assert ".condarc" in result.stderr and "ignored" in result.stderr
 
 
+@pytest.mark.parametrize("host, port, no_proxy, bypass", [
+    ("anaconda.com", 443, "*", True),
+    ("anaconda.com", 443, " * ", True),
+    ("anaconda.com", 443, "", False),
+    ("anaconda.com", 443, "anaconda.com", True),
+    ("repo.anaconda.com", 443, "anaconda.com", True),
+    ("repo.anaconda.com", 443, ".anaconda.com", True),
+    ("repo.anaconda.com", 443, "example.test, ANACONDA.COM", True),
+    ("notanaconda.com", 443, "anaconda.com", False),
+    ("anaconda.com.evil.test", 443, "anaconda.com", False),
+    ("anaconda.com", 443, "anaconda.com:443", True),
+    ("anaconda.com", 8443, "anaconda.com:443", False),
+    ("127.0.0.1", 8080, "127.0.0.1", True),
+    ("127.0.0.10", 8080, "127.0.0.1", False),
+    ("anaconda.com", 443, ",, ,", False),
+])
+def test_no_proxy_matching(host, port, no_proxy, bypass):
+    """Issue 8 §2: our own NO_PROXY reading (urllib's is undocumented); the requests through a
+    real proxy are in tests/test_http.py."""
+    assert aa._no_proxy_matches(host, port, no_proxy) is bypass
+
+
+@pytest.mark.parametrize("system", ["missing", "bypass", "no-bypass"])
+def test_system_proxy_exceptions_and_their_absence(sandbox, monkeypatch, system):
+    """The system's proxy settings (macOS, Windows) come with exceptions that only
+    urllib.request.proxy_bypass reads; without it every host uses the proxy."""
+    import urllib.request
+
+    proxies = ({"https": "http://proxy.example:3128"}, False)  # False: not from the environment
+    monkeypatch.setattr(aa, "_discovered_proxies", lambda: proxies)
+    if system == "missing":
+        monkeypatch.delattr(urllib.request, "proxy_bypass")
+    else:
+        monkeypatch.setattr(urllib.request, "proxy_bypass", lambda host: system == "bypass")
+    config = sandbox.resolve()
+    want = None if system == "bypass" else "http://proxy.example:3128"
+    assert aa._proxy_for(("https", "anaconda.com", 443), config) == want
+
+
 def test_condarc_flow_mapping_for_proxy_servers_is_read(sandbox):
     (sandbox.home / ".condarc").write_text(
         'proxy_servers: {http: "http://p:3128", https: http://q:3128}\n')
