@@ -897,6 +897,58 @@ def test_site_table_without_domain_inherits_plugin_auth_domain(sandbox):
     assert (config.site, config.domain, config.client_id) == ("nodomain", "pa.example", "c")
 
 
+def test_a_site_inherits_plugin_auth_and_the_environment_beats_both(sandbox):
+    sandbox.write_config('[plugin.auth]\nclient_id = "foo"\nssl_verify = false\n\n'
+                         '[sites.local]\ndomain = "localhost"\nauth_domain_override = "auth-local"\n')
+    config = sandbox.resolve("local")
+    assert (config.client_id, config.ssl_verify, config.auth_domain) == ("foo", False, "auth-local")
+    config = sandbox.resolve("local", env={"ANACONDA_AUTH_CLIENT_ID": "bar"})
+    assert (config.client_id, config.ssl_verify) == ("bar", False)
+
+
+def test_the_environment_fills_what_a_site_leaves_unset(sandbox):
+    sandbox.write_config('[plugin.auth]\ndomain = "foo.example"\nclient_id = "baz"\n\n'
+                         '[sites.local]\ndomain = "localhost"\nauth_domain_override = "auth-local"\n'
+                         'ssl_verify = false\nclient_id = "bar"\n')
+    config = sandbox.resolve("local", env={"ANACONDA_AUTH_API_KEY": "from-env"})
+    assert config.api_key == "from-env"
+    assert (config.domain, config.auth_domain_override, config.client_id, config.ssl_verify) == (
+        "localhost", "auth-local", "bar", False)
+
+
+def test_without_a_config_file_the_default_site_is_anaconda_com(sandbox):
+    config = sandbox.resolve()
+    assert (config.site, config.domain, config.auth_domain) == ("anaconda.com", "anaconda.com",
+                                                                "anaconda.com")
+    assert sandbox.resolve("anaconda.com").as_dict() == config.as_dict()
+    with pytest.raises(aa.UnknownSiteName):
+        sandbox.resolve("unknown-site")
+
+
+def test_auth_domain_is_the_domain_unless_the_override_variable_is_set(sandbox):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_AUTH_DOMAIN_OVERRIDE": "another-auth.anaconda.com"})
+    assert (config.domain, config.auth_domain) == ("anaconda.com", "another-auth.anaconda.com")
+
+
+def test_sites_sharing_a_domain_resolve_by_name_only(sandbox):
+    sandbox.write_config('[sites.local1]\ndomain = "localhost"\nssl_verify = false\n\n'
+                         '[sites.local2]\ndomain = "localhost"\nssl_verify = true\n')
+    assert sandbox.resolve("local1").ssl_verify is False
+    assert sandbox.resolve("local2").ssl_verify is True
+    with pytest.raises(ValueError, match="local1"):  # ConfigError, as the reference's ValueError
+        sandbox.resolve("localhost")
+
+
+@pytest.mark.parametrize("prefix", ["anaconda_auth", "anaconda_cloud"])
+def test_secret_files_naming_no_setting_are_ignored(sandbox, prefix):
+    before = sandbox.resolve()
+    sandbox.write_secret(f"{prefix}_nonexistent", "set-in-docker-secret")
+    config = sandbox.resolve()
+    assert not hasattr(config, "nonexistent")
+    assert "nonexistent" not in repr(config) + repr(dict(config.sources))
+    assert config.as_dict() == before.as_dict()
+
+
 def test_sites_from_the_environment(sandbox):
     config = sandbox.resolve("gamma", env={"ANACONDA_SITES__GAMMA__DOMAIN": "gamma.example"})
     assert (config.site, config.domain) == ("gamma", "gamma.example")
