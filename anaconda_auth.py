@@ -34,6 +34,20 @@ import time
 
 __version__ = "0.1.0"
 
+# Undocumented behaviour of others this module relies on, each marked "Undocumented:" where it is
+# used; if one changes, a test says so and the module degrades as stated:
+# * http.client raises a bare OSError (no errno) when a proxy refuses CONNECT. Else such a
+#   refusal is retried like a network failure: slower, same message (tests/test_http.py
+#   test_proxy_refusing_credentials_is_not_retried).
+# * urllib.request.proxy_bypass reads the system's proxy exceptions (macOS, Windows). Without
+#   it every host uses the system's proxy (test_system_proxy_exceptions_and_their_absence).
+# * Panel sets _login_endpoint on the provider's class while `panel serve` starts. Else a bad
+#   setting shows only when the first visitor logs in, as a traceback in the server's log
+#   (tests/panel test_bad_settings_stop_the_start_with_one_line_naming_the_setting).
+# * CPython's frame.f_lasti and co_code tell `from anaconda_auth import AnacondaLoginHandler`
+#   from other reads. Else that import, without Panel, fails with Python's "cannot import
+#   name" instead of our "pip install panel" (test_panel_handler_without_panel_is_absent_...).
+
 __all__ = [
     "AnacondaAuthError",
     "AuthenticationError",
@@ -1133,7 +1147,8 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
-def _parse_field(name: str, raw: Any, source: str) -> Any:
+def _parse_field(name: str, raw: Any, source: str, home: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> Any:
     """Validate one raw value of field ``name`` (text from env, .env and secret files, or a
     TOML or argument value of any type)."""
     kind = _FIELDS[name][0]
@@ -1158,7 +1173,7 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
         except (TypeError, ValueError):
             raise _bad(source, f"{_quoted(raw)} is not a number", "Give a number of seconds") from None
     if kind == "ssl":
-        return _parse_ssl_verify(raw, source)
+        return _parse_ssl_verify(raw, source, home, environ)
     if kind == "days":
         try:
             days = int(raw.strip() if isinstance(raw, str) else raw)
@@ -1186,7 +1201,10 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
     return raw
 
 
-def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
+def _parse_ssl_verify(raw: Any, source: str, home: str | None,
+                      environ: Mapping[str, str] | None) -> bool | str:
+    """The setting as written (a path is expanded by _finish_values, so a site written to
+    config.toml keeps its ``~``); a path is checked where ``home`` and ``environ`` put it."""
     # The reference keeps env "false" as a CA-bundle path string; we read it as the word it is.
     if isinstance(raw, bool):
         return raw
@@ -1198,7 +1216,7 @@ def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
         return word in _TRUE_WORDS
     if word == "truststore":
         return "truststore"
-    if not os.path.exists(os.path.expanduser(raw)):
+    if not os.path.exists(_expand_path(raw, home, environ)):
         raise _bad(source, f"the CA bundle {_quoted(raw)} does not exist",
                    "Give the path of an existing PEM file or directory, true, false or truststore")
     return raw
@@ -1335,13 +1353,14 @@ def _merge(target: dict[str, Any], value: dict[str, Any]) -> None:
 
 def _apply(
     values: dict[str, Any], sources: dict[str, str], layer: list[tuple[str, Any, str]],
-    lenient: bool = False,
+    lenient: bool = False, home: str | None = None, environ: Mapping[str, str] | None = None,
 ) -> None:
     """Lay one source over the values so far; dicts deep-merge as in the reference. A
-    ``lenient`` source (conda's files) has its invalid values skipped with a warning."""
+    ``lenient`` source (conda's files) has its invalid values skipped with a warning. Paths
+    are checked where ``home`` and ``environ`` put them."""
     for field, raw, source in layer:
         try:
-            value = _parse_field(field, raw, source)
+            value = _parse_field(field, raw, source, home, environ)
         except ConfigError as e:
             if not lenient:
                 raise
@@ -1365,7 +1384,7 @@ def _finish_values(
     values: dict[str, Any], sources: dict[str, str], home: str | None,
     environ: Mapping[str, str] | None,
 ) -> None:
-    """Derived values: empty optionals become None, keyring_path is expanded."""
+    """Derived values: empty optionals become None, keyring_path and a CA path are expanded."""
     for name, (kind, _) in _FIELDS.items():
         if values[name] == "" and (kind.startswith("opt") or kind in ("secret", "envversion")):
             values[name] = None
@@ -1375,6 +1394,9 @@ def _finish_values(
         values["keyring_path"] = os.path.join(base, ".anaconda", "keyring")
     else:
         values["keyring_path"] = _expand_path(path, home, environ)
+    verify = values["ssl_verify"]
+    if isinstance(verify, str) and verify != "truststore":
+        values["ssl_verify"] = _expand_path(verify, home, environ)
 
 
 def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None) -> str:
@@ -1496,12 +1518,9 @@ def _resolve(sources: _Sources, site: str | None, overrides: Mapping[str, Any]) 
 
     values = {name: default for name, (_, default) in _FIELDS.items()}
     where = {name: "default" for name in _FIELDS}
-    _apply(values, where, sources.conda, lenient=True)
-    _apply(values, where, plugin_auth)
-    _apply(values, where, legacy)
-    _apply(values, where, site_layer)
-    for layer in (auth_dotenv, auth_secrets, auth_env, explicit):
-        _apply(values, where, layer)
+    _apply(values, where, sources.conda, True, sources.home, environ)
+    for layer in (plugin_auth, legacy, site_layer, auth_dotenv, auth_secrets, auth_env, explicit):
+        _apply(values, where, layer, False, sources.home, environ)
     _warn_legacy(legacy)
     _finish_values(values, where, sources.home, environ)
     if chosen is not None:
@@ -2567,8 +2586,8 @@ def _truststore_context() -> Any:
 def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | None:
     """The proxy for a URL's ``origin``: ``proxy_servers`` from the configuration (keys as requests and
     conda use them: ``scheme://host``, ``scheme``, ``all://host``, ``all``), else the
-    environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) through the standard library."""
-    scheme, host, _ = origin
+    environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY), else the system's settings."""
+    scheme, host, port = origin
     if config.proxy_servers:
         for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all"):
             if config.proxy_servers.get(key):
@@ -2577,12 +2596,32 @@ def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | Non
     proxies, from_environment = _discovered_proxies()
     if not proxies:
         return None
-    import urllib.request
+    if from_environment:
+        bypass = _no_proxy_matches(host, port, proxies.get("no", ""))
+    else:
+        import urllib.request
 
-    bypass = (urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
-              if from_environment
-              else urllib.request.proxy_bypass(host))
+        # Undocumented: urllib.request.proxy_bypass reads the system's exceptions (macOS,
+        # Windows registry). Should it go, the proxy is used for every host.
+        system_bypass = getattr(urllib.request, "proxy_bypass", None)
+        bypass = bool(system_bypass and system_bypass(host))
     return None if bypass else proxies.get(scheme) or proxies.get("all")
+
+
+def _no_proxy_matches(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts ``host``, as Python's urllib and requests read it: "*" exempts
+    every host; an entry (leading dots ignored, any case) exempts that name and the names
+    below it; an entry with ``:port`` only that port. Ours, not urllib's undocumented
+    proxy_bypass_environment, so that a change there cannot move requests off the proxy."""
+    if no_proxy.strip() == "*":
+        return True
+    host = host.lower().strip("[]")
+    names = {host} if port is None else {host, f"{host}:{port}"}
+    for entry in no_proxy.lower().split(","):
+        entry = entry.strip().lstrip(".")
+        if entry and any(name == entry or name.endswith("." + entry) for name in names):
+            return True
+    return False
 
 
 def _environment_key(names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -2725,6 +2764,8 @@ def _is_permanent_failure(error: BaseException) -> bool:
     (http.client raises a bare OSError, without errno, for any status but 200)."""
     import ssl
 
+    # Undocumented: the bare OSError. Should http.client raise another, a refused CONNECT is
+    # retried like a network failure (slower; the message is the same).
     return any(isinstance(e, ssl.SSLCertVerificationError)
                or (type(e) is OSError and e.errno is None) for e in _error_chain(error))
 
@@ -3031,13 +3072,17 @@ class _Terminal:
         stdin: Any = None,
         stderr: Any = None,
         quiet: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.open_url = open_url or _open_browser
         self.quiet = quiet
         self.clock = clock
         self.sleep = sleep
         self.stdin = stdin if stdin is not None else sys.stdin
         self.stderr = stderr if stderr is not None else sys.stderr
+        # Whether a browser can open is decided from this terminal and environment, never from
+        # the process's own when the caller gave others.
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.open_url = open_url or (lambda url: _open_browser(url, self.stdin, self.environ))
 
     def say(self, text: str = "") -> None:
         self.stderr.write(text + "\n")
@@ -3114,8 +3159,9 @@ def _webbrowser_default() -> str | None:
     return os.path.basename(str(getattr(browser, "name", "") or "")) or type(browser).__name__
 
 
-def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[str, str]:
-    """_choose_browser with this process's terminal, /proc/version and PATH."""
+def _browser_choice(environ: Mapping[str, str], stdin: Any,
+                    allowed: bool = True) -> tuple[str, str]:
+    """_choose_browser with the given terminal input and environment, and /proc/version."""
     import shutil
 
     try:
@@ -3123,29 +3169,32 @@ def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[s
             proc_version = f.read(4096)
     except OSError:
         proc_version = ""
-    stdin = sys.stdin
-    stdin_tty = bool(stdin is not None and not stdin.closed and stdin.isatty())
+    stdin_tty = bool(stdin is not None and not getattr(stdin, "closed", False)
+                     and getattr(stdin, "isatty", lambda: False)())
     return _choose_browser(
         environ, stdin_tty=stdin_tty, proc_version=proc_version, allowed=allowed,
         which=lambda name: shutil.which(name, path=environ.get("PATH")),
         default_browser=_webbrowser_default)
 
 
-def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
+def _browser_unusable_reason(environ: Mapping[str, str], stdin: Any) -> str | None:
     """Why no browser is launched here; None when one can be."""
-    how, why = _browser_choice(environ)
+    how, why = _browser_choice(environ, stdin)
     return why if how == "none" else None
 
 
-def _open_browser(url: str) -> bool:
-    """Open ``url`` in a graphical browser when one can be used; never a console browser."""
-    how, launcher = _browser_choice(os.environ)
+def _open_browser(url: str, stdin: Any = None, environ: Mapping[str, str] | None = None) -> bool:
+    """Open ``url`` in a graphical browser when one can be used; never a console browser.
+    ``stdin`` and ``environ`` default to the process's own."""
+    how, launcher = _browser_choice(os.environ if environ is None else environ,
+                                    sys.stdin if stdin is None else stdin)
     if how == "command":
         import subprocess
 
         try:
             done = subprocess.run([launcher, url], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=None if environ is None else dict(environ),
                                   timeout=15, check=False)
         except (OSError, subprocess.SubprocessError):
             return False
@@ -3167,7 +3216,7 @@ def _open_or_explain(terminal: _Terminal, url: str, open_browser: bool) -> bool:
         return False
     if terminal.open_url(url):
         return True
-    reason = _browser_unusable_reason(os.environ) or "it could not be started"
+    reason = _browser_unusable_reason(terminal.environ, terminal.stdin) or "it could not be started"
     terminal.hint(f"Not opening a browser ({reason}).")
     return False
 
@@ -3685,6 +3734,7 @@ def login(
     stdin: Any = None,
     stderr: Any = None,
     quiet: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3696,8 +3746,9 @@ def login(
     OpenID Connect login runs (``flow`` is "device" or "browser"; default from
     ``use_device_flow``; ``open_browser=False``, or the ``open_browser = false`` setting, never
     launches a browser). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
-    whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
-    outside world; they default to the process's own. ``quiet`` says only what the user must
+    whether a browser was opened), ``stdin``, ``stderr`` and ``environ`` (what decides whether
+    a browser can be opened: DISPLAY, SSH_CONNECTION, BROWSER, PATH) are what the login uses of
+    the outside world; they default to the process's own. ``quiet`` says only what the user must
     act on (the URL, the code, the paste prompt): no hints, no countdown.
 
     The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
@@ -3728,7 +3779,7 @@ def login(
             _warn_if_expiring(config, existing, where)
             return existing
     terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr,
-                         quiet=quiet)
+                         quiet=quiet, environ=environ)
     # The open_browser setting (false for CI images and installers) is --no-browser as a setting.
     return _interactive_login(config, flow=flow, open_browser=open_browser and config.open_browser,
                               timeout=timeout, terminal=terminal)
@@ -4221,26 +4272,35 @@ def _toml_insert_lines(text: str, pos: int, lines: str, blank_after: bool = Fals
     return before + lines + after
 
 
+def _toml_blank_tail(text: str) -> int:
+    """Where the file's trailing run of line breaks (each followed by spaces or tabs only)
+    starts; len(text) when it does not end that way. Spaces ending the last line of content
+    stay with it."""
+    start = end = len(text)
+    while True:
+        pos = len(text[:end].rstrip(" \t"))
+        if not text.endswith("\n", 0, pos):
+            return start
+        end = start = pos - 2 if text.endswith("\r\n", 0, pos) else pos - 1
+
+
 def _toml_cut(text: str, spans: list[tuple[int, int]]) -> str:
     """Cut the spans; blank lines left at the end of the file collapse to one newline."""
-    import re
-
     at_end = any(end == len(text) for _, end in spans)
     for start, end in sorted(spans, reverse=True):
         text = text[:start] + text[end:]
-    if at_end:
-        text = re.sub(r"(?:\r?\n[ \t]*)+\Z", _toml_newline(text), text)
+    tail = _toml_blank_tail(text)
+    if at_end and tail < len(text):
+        text = text[:tail] + _toml_newline(text)
     return "" if _is_blank(text) else text
 
 
 def _toml_append_table(text: str, rendered: str) -> str:
     """Append a new table at the end, with exactly one blank line before its header."""
-    import re
-
     if _is_blank(text):
         return rendered
     nl = _toml_newline(text)
-    return re.sub(r"(?:\r?\n[ \t]*)*\Z", nl, text, count=1) + nl + rendered
+    return text[: _toml_blank_tail(text)] + nl + nl + rendered
 
 
 def _toml_find_table(tables: list[_TomlTable], path: tuple[str, ...]) -> _TomlTable | None:
@@ -4254,10 +4314,9 @@ def _toml_subtree(tables: list[_TomlTable], path: tuple[str, ...]) -> list[_Toml
 
 def _toml_content_end(text: str, table: _TomlTable) -> int:
     """The end of a block without its trailing blank lines."""
-    import re
-
     # Not str.splitlines: it also splits at characters such as U+2028 that strings may hold.
-    lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text[table.start : table.end])
+    lines = [line + "\n" for line in text[table.start : table.end].split("\n")]
+    lines[-1] = lines[-1][:-1]  # what follows the last line break (maybe nothing)
     while lines and _is_blank(lines[-1]):
         lines.pop()
     return table.start + sum(map(len, lines))
@@ -4737,8 +4796,8 @@ def _panel_login_handler() -> Any:
         panel_config: Any = importlib.import_module("panel.config").config
         TornadoHTTPError: Any = importlib.import_module("tornado.web").HTTPError
     except ImportError as e:
-        raise ImportError(f"anaconda_auth.AnacondaLoginHandler is the Panel OAuth provider and "
-                          f"needs Panel (Python 3.12 or newer): pip install panel ({e})") from None
+        raise _PanelMissing(f"anaconda_auth.AnacondaLoginHandler is the Panel OAuth provider and "
+                            f"needs Panel (Python 3.12 or newer): pip install panel ({e})") from None
     if "AnacondaLoginHandler" in globals():
         # Importing panel.auth loads the providers registered in the panel.auth entry-point
         # group, ours among them: that nested access has built the class already.
@@ -4752,8 +4811,9 @@ def _panel_login_handler() -> Any:
     class _InstalledHook(type(OAuthLoginHandler)):  # type: ignore[misc]
         def __setattr__(cls, name: str, value: Any) -> None:
             super().__setattr__(name, value)
-            # Panel's OAuthProvider sets the login endpoint on the selected provider's class
-            # while `panel serve` (or pn.serve) builds the server, after every setting was read:
+            # Undocumented: Panel's OAuthProvider sets the login endpoint on the selected
+            # provider's class while `panel serve` (or pn.serve) builds the server, after every
+            # setting was read:
             # the one moment a bad setting can stop the start with one line, instead of a
             # traceback at the first visitor. Other providers' servers never get here.
             if name == "_login_endpoint":
@@ -4872,9 +4932,38 @@ def _panel_login_handler() -> Any:
     return AnacondaLoginHandler
 
 
+class _PanelMissing(AttributeError):
+    """AnacondaLoginHandler without Panel installed. An AttributeError, so that hasattr(),
+    getattr(m, name, default), help() and inspect.getmembers() treat the attribute as absent
+    rather than failing (a class cannot be both ImportError and AttributeError on Python 3.10+:
+    their instance layouts conflict)."""
+
+
+def _accessed_by_from_import() -> bool:
+    """Whether the code reading a module attribute is ``from anaconda_auth import ...``.
+
+    Python turns an AttributeError there into "cannot import name", dropping our message, so
+    that one form gets an ImportError carrying it. Undocumented: this reads the caller's bytecode
+    instruction (frame.f_lasti into co_code, CPython 3.9-3.13): if that ever changes, or on
+    another interpreter, the answer is False and the import fails with Python's own message.
+    """
+    try:
+        import dis
+
+        frame = sys._getframe(2)  # past this helper and __getattr__: the code doing the access
+        return frame.f_code.co_code[frame.f_lasti] == dis.opmap["IMPORT_FROM"]
+    except Exception:  # noqa: BLE001 - any surprise here only loses the message's detail
+        return False
+
+
 def __getattr__(name: str) -> Any:  # PEP 562: only the Panel handler is made on demand
     if name == "AnacondaLoginHandler":
-        return _panel_login_handler()
+        try:
+            return _panel_login_handler()
+        except _PanelMissing as e:
+            if _accessed_by_from_import():
+                raise ImportError(str(e)) from None
+            raise
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -5604,6 +5693,19 @@ def _settle_at(parser: Any, args: Any) -> None:
         parser.error(f"the site is given twice, as {different[0]!r} and {different[1]!r}; "
                      "give it once")
     args.at = different[0] if different else None
+    how = _SITES_WITHOUT_AT.get(getattr(args, "sites_command", None) or "")
+    if args.at is not None and args.command == "sites" and how:
+        # Otherwise `--at two sites modify ...` would quietly edit the site --name/--domain say.
+        parser.error(f"--at does not apply to 'sites {args.sites_command}'; {how}")
+
+
+# What a ``sites`` subcommand takes instead of --at (``sites show`` takes --at).
+_SITES_WITHOUT_AT = {
+    "list": "it lists every site (sites show SITE shows one)",
+    "add": "name the new site with --name and --domain",
+    "modify": "choose the site with --name or --domain",
+    "remove": "give the site after it: sites remove SITE",
+}
 
 
 # The reference's spellings, made canonical before parsing so that --help lists each command
@@ -5715,12 +5817,23 @@ def main(argv: list[str] | None = None) -> int:
             return code
     import warnings
 
+    # Process-wide state, put back on return so that main() called in-process (tests, a program
+    # embedding the CLI) leaves the process as it found it.
+    showwarning, quiet = warnings.showwarning, _Output.quiet
     warnings.showwarning = _show_warning
+    _Output.quiet = args.quiet
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning, _Output.quiet = showwarning, quiet
+
+
+def _run(args: Any) -> int:
+    """The command's handler, its errors as messages and exit codes."""
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         # A value from the environment or a file name that is not UTF-8 is printed as the
         # bytes it was, not turned into an UnicodeEncodeError (as the UTF-8 mode does).
         sys.stdout.reconfigure(errors="surrogateescape")
-    _Output.quiet = args.quiet
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

@@ -601,6 +601,26 @@ def test_conda_env_variable_beats_condarc(sandbox):
     assert config.sources["ssl_verify"] == "environment variable CONDA_SSL_VERIFY"
 
 
+@pytest.mark.parametrize("where", ["environment", "config.toml"])
+def test_a_ca_path_with_a_tilde_is_expanded_with_the_given_home(sandbox, where):
+    """Issue 8 §4: ``~`` in ssl_verify is the home resolve_config was given (not this
+    process's HOME, which the autouse fixture points elsewhere): a file is the CA bundle, a
+    directory the CA directory."""
+    (sandbox.home / "ca.pem").write_text("not read here\n")
+    (sandbox.home / "certs").mkdir()
+    for raw, option in (("~/ca.pem", "ca_certs"), ("~/certs", "ca_cert_dir")):
+        if where == "environment":
+            config = sandbox.resolve(env={"ANACONDA_AUTH_SSL_VERIFY": raw})
+        else:
+            sandbox.write_config(f'[plugin.auth]\nssl_verify = "{raw}"\n')
+            config = sandbox.resolve()
+        expanded = str(sandbox.home / raw[2:])
+        assert config.ssl_verify == expanded
+        options = dict(aa._tls_options(config))
+        assert options[option] == expanded and options["cert_reqs"] == "CERT_REQUIRED"
+        assert ({"ca_certs", "ca_cert_dir"} - {option}).isdisjoint(options)
+
+
 def test_plugin_auth_beats_conda(sandbox):
     (sandbox.home / ".condarc").write_text("ssl_verify: false\n")
     sandbox.write_config("[plugin.auth]\nssl_verify = true\n")
@@ -901,6 +921,58 @@ def test_site_table_without_domain_inherits_plugin_auth_domain(sandbox):
     assert (config.site, config.domain, config.client_id) == ("nodomain", "pa.example", "c")
 
 
+def test_a_site_inherits_plugin_auth_and_the_environment_beats_both(sandbox):
+    sandbox.write_config('[plugin.auth]\nclient_id = "foo"\nssl_verify = false\n\n'
+                         '[sites.local]\ndomain = "localhost"\nauth_domain_override = "auth-local"\n')
+    config = sandbox.resolve("local")
+    assert (config.client_id, config.ssl_verify, config.auth_domain) == ("foo", False, "auth-local")
+    config = sandbox.resolve("local", env={"ANACONDA_AUTH_CLIENT_ID": "bar"})
+    assert (config.client_id, config.ssl_verify) == ("bar", False)
+
+
+def test_the_environment_fills_what_a_site_leaves_unset(sandbox):
+    sandbox.write_config('[plugin.auth]\ndomain = "foo.example"\nclient_id = "baz"\n\n'
+                         '[sites.local]\ndomain = "localhost"\nauth_domain_override = "auth-local"\n'
+                         'ssl_verify = false\nclient_id = "bar"\n')
+    config = sandbox.resolve("local", env={"ANACONDA_AUTH_API_KEY": "from-env"})
+    assert config.api_key == "from-env"
+    assert (config.domain, config.auth_domain_override, config.client_id, config.ssl_verify) == (
+        "localhost", "auth-local", "bar", False)
+
+
+def test_without_a_config_file_the_default_site_is_anaconda_com(sandbox):
+    config = sandbox.resolve()
+    assert (config.site, config.domain, config.auth_domain) == ("anaconda.com", "anaconda.com",
+                                                                "anaconda.com")
+    assert sandbox.resolve("anaconda.com").as_dict() == config.as_dict()
+    with pytest.raises(aa.UnknownSiteName):
+        sandbox.resolve("unknown-site")
+
+
+def test_auth_domain_is_the_domain_unless_the_override_variable_is_set(sandbox):
+    config = sandbox.resolve(env={"ANACONDA_AUTH_AUTH_DOMAIN_OVERRIDE": "another-auth.anaconda.com"})
+    assert (config.domain, config.auth_domain) == ("anaconda.com", "another-auth.anaconda.com")
+
+
+def test_sites_sharing_a_domain_resolve_by_name_only(sandbox):
+    sandbox.write_config('[sites.local1]\ndomain = "localhost"\nssl_verify = false\n\n'
+                         '[sites.local2]\ndomain = "localhost"\nssl_verify = true\n')
+    assert sandbox.resolve("local1").ssl_verify is False
+    assert sandbox.resolve("local2").ssl_verify is True
+    with pytest.raises(ValueError, match="local1"):  # ConfigError, as the reference's ValueError
+        sandbox.resolve("localhost")
+
+
+@pytest.mark.parametrize("prefix", ["anaconda_auth", "anaconda_cloud"])
+def test_secret_files_naming_no_setting_are_ignored(sandbox, prefix):
+    before = sandbox.resolve()
+    sandbox.write_secret(f"{prefix}_nonexistent", "set-in-docker-secret")
+    config = sandbox.resolve()
+    assert not hasattr(config, "nonexistent")
+    assert "nonexistent" not in repr(config) + repr(dict(config.sources))
+    assert config.as_dict() == before.as_dict()
+
+
 def test_sites_from_the_environment(sandbox):
     config = sandbox.resolve("gamma", env={"ANACONDA_SITES__GAMMA__DOMAIN": "gamma.example"})
     assert (config.site, config.domain) == ("gamma", "gamma.example")
@@ -1132,6 +1204,45 @@ def test_condarc_that_is_not_utf8_is_ignored_with_a_warning(sandbox):
     assert_ok(result)
     assert result.stdout == "k\n"
     assert ".condarc" in result.stderr and "ignored" in result.stderr
+
+
+@pytest.mark.parametrize("host, port, no_proxy, bypass", [
+    ("anaconda.com", 443, "*", True),
+    ("anaconda.com", 443, " * ", True),
+    ("anaconda.com", 443, "", False),
+    ("anaconda.com", 443, "anaconda.com", True),
+    ("repo.anaconda.com", 443, "anaconda.com", True),
+    ("repo.anaconda.com", 443, ".anaconda.com", True),
+    ("repo.anaconda.com", 443, "example.test, ANACONDA.COM", True),
+    ("notanaconda.com", 443, "anaconda.com", False),
+    ("anaconda.com.evil.test", 443, "anaconda.com", False),
+    ("anaconda.com", 443, "anaconda.com:443", True),
+    ("anaconda.com", 8443, "anaconda.com:443", False),
+    ("127.0.0.1", 8080, "127.0.0.1", True),
+    ("127.0.0.10", 8080, "127.0.0.1", False),
+    ("anaconda.com", 443, ",, ,", False),
+])
+def test_no_proxy_matching(host, port, no_proxy, bypass):
+    """Issue 8 §2: our own NO_PROXY reading (urllib's is undocumented); the requests through a
+    real proxy are in tests/test_http.py."""
+    assert aa._no_proxy_matches(host, port, no_proxy) is bypass
+
+
+@pytest.mark.parametrize("system", ["missing", "bypass", "no-bypass"])
+def test_system_proxy_exceptions_and_their_absence(sandbox, monkeypatch, system):
+    """The system's proxy settings (macOS, Windows) come with exceptions that only
+    urllib.request.proxy_bypass reads; without it every host uses the proxy."""
+    import urllib.request
+
+    proxies = ({"https": "http://proxy.example:3128"}, False)  # False: not from the environment
+    monkeypatch.setattr(aa, "_discovered_proxies", lambda: proxies)
+    if system == "missing":
+        monkeypatch.delattr(urllib.request, "proxy_bypass")
+    else:
+        monkeypatch.setattr(urllib.request, "proxy_bypass", lambda host: system == "bypass")
+    config = sandbox.resolve()
+    want = None if system == "bypass" else "http://proxy.example:3128"
+    assert aa._proxy_for(("https", "anaconda.com", 443), config) == want
 
 
 def test_condarc_flow_mapping_for_proxy_servers_is_read(sandbox):
@@ -2489,6 +2600,47 @@ def test_sites_show_unknown_site_exits_2(sandbox):
     assert_no_traceback(result)
 
 
+@pytest.mark.parametrize("args", [["list"], ["add", "--name", "gamma", "--domain", "gamma.example"],
+                                  ["modify", "--use-device-flow"], ["modify", "--name", "alpha", "--no-ssl-verify"],
+                                  ["remove", "alpha"]])
+@pytest.mark.parametrize("where", ["before", "equals"])
+def test_at_before_a_sites_subcommand_that_takes_no_site_exits_2_and_changes_nothing(sandbox, args, where):
+    """Issue 9: `--at beta sites modify ...` was ignored (editing what --name/--domain said,
+    or asking for them); now one usage line saying what the subcommand takes instead."""
+    sandbox.write_config(TWO_SITES)
+    before = sandbox.config_toml.read_bytes()
+    at = ["--at", "beta"] if where == "before" else ["--at=beta"]
+    result = sandbox.cli(*at, "sites", *args)
+    assert_ok(result, 2)
+    assert f"--at does not apply to 'sites {args[0]}'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stdout == "" and sandbox.config_toml.read_bytes() == before
+    assert_no_traceback(result)
+
+
+def test_at_before_sites_show_still_chooses_the_site(sandbox):
+    sandbox.write_config(TWO_SITES)
+    result = sandbox.cli("--at", "beta", "sites", "show")
+    assert_ok(result)
+    assert "beta.example:8443" in result.stdout and "alpha.example" not in result.stdout
+
+
+def test_main_in_process_leaves_the_warning_display_and_quiet_as_it_found_them(sandbox, monkeypatch, capsys):
+    """Issue 8: main() set warnings.showwarning for the whole process and kept it; run
+    in-process (tests, a program embedding the CLI) it now puts it back, on success, on a
+    failure it reports and on one --verbose re-raises."""
+    monkeypatch.setenv("HOME", str(sandbox.home))
+    monkeypatch.chdir(sandbox.cwd)
+    sandbox.write_config(TWO_SITES)
+    original = warnings.showwarning
+    assert aa.main(["-q", "sites", "list"]) == 0
+    assert aa.main(["--at", "nope", "api-key"]) == 2
+    with pytest.raises(aa.UnknownSiteName):
+        aa.main(["--verbose", "--at", "nope", "whoami"])
+    assert warnings.showwarning is original and aa._Output.quiet is False
+    assert "alpha" in capsys.readouterr().out
+
+
 def test_sites_without_a_subcommand_prints_usage(sandbox):
     result = sandbox.cli("sites")
     assert result.returncode in (0, 2)
@@ -2805,13 +2957,38 @@ def test_import_star_and_dir_import_nothing_of_panel(sandbox):
     assert [m for m in loaded if m.split(".")[0] in PANEL_PACKAGES] == []
 
 
-def test_panel_handler_without_panel_says_what_to_install(sandbox):
-    result = sandbox.python("import sys; sys.modules['panel'] = None\nimport anaconda_auth\n"
-                            "try:\n    anaconda_auth.AnacondaLoginHandler\n"
-                            "except ImportError as e:\n    print('ImportError:', e)")
+PANEL_ABSENT = """
+import inspect, json, pydoc, sys
+sys.modules['panel'] = None  # as on a machine without Panel, even where it is installed
+import anaconda_auth as aa
+seen = {"hasattr": hasattr(aa, "AnacondaLoginHandler"),
+        "getattr_default": getattr(aa, "AnacondaLoginHandler", "absent"),
+        "getmembers": "AnacondaLoginHandler" in dict(inspect.getmembers(aa)),
+        "help": "\\n    login(" in pydoc.render_doc(aa, renderer=pydoc.plaintext)}
+try:
+    aa.AnacondaLoginHandler
+except AttributeError as e:
+    seen["attribute"] = str(e)
+try:
+    from anaconda_auth import AnacondaLoginHandler
+except ImportError as e:
+    seen["from_import"] = [type(e).__name__, str(e)]
+print(json.dumps(seen))
+"""
+
+
+def test_panel_handler_without_panel_is_absent_to_introspection_and_says_what_to_install(sandbox):
+    """Issue 11: without Panel, hasattr/getattr with a default/help()/inspect see no handler
+    (an AttributeError), while using it, and `from anaconda_auth import AnacondaLoginHandler`
+    (an ImportError), say to install Panel."""
+    result = sandbox.python(PANEL_ABSENT)
     assert_ok(result)
-    assert result.stdout.startswith("ImportError: ")
-    assert "pip install panel" in result.stdout
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["hasattr"] is False and seen["getattr_default"] == "absent"
+    assert seen["getmembers"] is False and seen["help"] is True
+    assert "pip install panel" in seen["attribute"]
+    kind, message = seen["from_import"]
+    assert kind == "ImportError" and "pip install panel" in message
 
 
 def test_import_needs_only_the_standard_library(sandbox):

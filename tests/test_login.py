@@ -1241,14 +1241,9 @@ def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_s
     ({"DISPLAY": ":0"}, False, "not an interactive terminal"),
     ({"WAYLAND_DISPLAY": "wayland-0"}, False, "not an interactive terminal"),
 ])
-def test_browser_unusable_reason_from_the_environment(monkeypatch, device_server, test_ca, tmp_path, environ,
-                                                     stdin_tty, reason):
-    class Stdin(io.StringIO):
-        def isatty(self) -> bool:
-            return stdin_tty
-
-    monkeypatch.setattr(sys, "stdin", Stdin())
-    got = _why_no_browser(monkeypatch, device_server, test_ca, tmp_path, environ)
+def test_browser_unusable_reason_from_the_environment(device_server, test_ca, tmp_path, environ, stdin_tty,
+                                                     reason):
+    got = _why_no_browser(device_server, test_ca, tmp_path, environ, _Stdin(stdin_tty))
     if reason is None:
         assert got == "it could not be started"  # the opener failed although one was usable
     else:
@@ -1259,33 +1254,54 @@ def test_browser_unusable_reason_from_the_environment(monkeypatch, device_server
 def test_console_browser_is_never_used(monkeypatch, device_server, test_ca, tmp_path, name):
     import webbrowser
 
-    class Stdin(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    monkeypatch.setattr(sys, "stdin", Stdin())
     monkeypatch.setattr(webbrowser, "get", lambda using=None: webbrowser.GenericBrowser(name))
-    assert name in _why_no_browser(monkeypatch, device_server, test_ca, tmp_path, {"DISPLAY": ":0", "TERM": "xterm"})
+    assert name in _why_no_browser(device_server, test_ca, tmp_path, {"DISPLAY": ":0", "TERM": "xterm"},
+                                  _Stdin(True))
 
 
-BROWSER_VARIABLES = ("BROWSER", "SSH_CONNECTION", "SSH_TTY", "DISPLAY", "WAYLAND_DISPLAY", "TERM",
-                     "WSL_DISTRO_NAME")
-
-
-def _why_no_browser(monkeypatch: pytest.MonkeyPatch, device_server: Any, test_ca: Any, tmp_path: Path,
-                    environ: dict[str, str]) -> str:
-    """A device login in this process with ``environ``'s browser variables, whose opener opens
+def _why_no_browser(device_server: Any, test_ca: Any, tmp_path: Path, environ: dict[str, str],
+                    stdin: io.StringIO) -> str:
+    """A device login given ``environ`` and ``stdin`` (not this process's), whose opener opens
     nothing: the reason it gives in "Not opening a browser (...)."."""
-    for name in BROWSER_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environ.items():
-        monkeypatch.setenv(name, value)
     device_server.route("POST", "/token", TOKEN)
     stderr = io.StringIO()
     _flow(device_server, _config(tmp_path, test_ca, domain=_domain(device_server)), "device",
-          _seams(open_url=lambda url: False, stderr=stderr))
+          _seams(open_url=lambda url: False, stderr=stderr, stdin=stdin, environ=environ))
     [reason] = re.findall(r"^Not opening a browser \((.*)\)\.$", stderr.getvalue(), re.MULTILINE)
     return str(reason)
+
+
+class _Stdin(io.StringIO):
+    """A terminal input that says whether it is a TTY, whatever this process's stdin is."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_login_decides_on_a_browser_from_the_stdin_and_environment_it_is_given(
+        device_server, test_ca, tmp_path, tty):
+    """Issue 8 §5: login(stdin=..., environ=...) decides whether a browser can open from what it
+    is given, not from this process (whose stdin under pytest is no TTY): on WSL a TTY means
+    the launcher is run, anything else means the URL is shown with the reason."""
+    bindir, log = _fake_browsers(tmp_path, ["wslview"])
+    grant = _device_grant(device_server)
+    device_server.route("POST", "/token", TOKEN)
+    stderr = io.StringIO()
+    seams = _seams(stderr=stderr, stdin=_Stdin(tty),
+                   environ={"WSL_DISTRO_NAME": "Ubuntu", "PATH": str(bindir)})
+    seams["open_url"] = None  # the module's own opener, as a person's login uses
+    _flow(device_server, _config(tmp_path, test_ca, domain=_domain(device_server)), "device", seams)
+    if tty:
+        assert log.read_text().split() == ["wslview", grant["verification_uri_complete"]]
+        assert "Not opening a browser" not in stderr.getvalue()
+    else:
+        assert not log.exists(), log.read_text()
+        assert "Not opening a browser (this is not an interactive terminal)." in stderr.getvalue()
 
 
 def _fake_browsers(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:
