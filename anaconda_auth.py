@@ -44,9 +44,6 @@ __version__ = "0.1.0"
 # * Panel sets _login_endpoint on the provider's class while `panel serve` starts. Else a bad
 #   setting shows only when the first visitor logs in, as a traceback in the server's log
 #   (tests/panel test_bad_settings_stop_the_start_with_one_line_naming_the_setting).
-# * CPython's frame.f_lasti and co_code tell `from anaconda_auth import AnacondaLoginHandler`
-#   from other reads. Else that import, without Panel, fails with Python's "cannot import
-#   name" instead of our "pip install panel" (test_panel_handler_without_panel_is_absent_...).
 
 __all__ = [
     "AnacondaAuthError",
@@ -4796,8 +4793,8 @@ def _panel_login_handler() -> Any:
         panel_config: Any = importlib.import_module("panel.config").config
         TornadoHTTPError: Any = importlib.import_module("tornado.web").HTTPError
     except ImportError as e:
-        raise _PanelMissing(f"anaconda_auth.AnacondaLoginHandler is the Panel OAuth provider and "
-                            f"needs Panel (Python 3.12 or newer): pip install panel ({e})") from None
+        raise ImportError(f"anaconda_auth.AnacondaLoginHandler is the Panel OAuth provider and "
+                          f"needs Panel (Python 3.12 or newer): pip install panel ({e})") from None
     if "AnacondaLoginHandler" in globals():
         # Importing panel.auth loads the providers registered in the panel.auth entry-point
         # group, ours among them: that nested access has built the class already.
@@ -4932,43 +4929,23 @@ def _panel_login_handler() -> Any:
     return AnacondaLoginHandler
 
 
-class _PanelMissing(AttributeError):
-    """AnacondaLoginHandler without Panel installed. An AttributeError, so that hasattr(),
-    getattr(m, name, default), help() and inspect.getmembers() treat the attribute as absent
-    rather than failing (a class cannot be both ImportError and AttributeError on Python 3.10+:
-    their instance layouts conflict)."""
-
-
-def _accessed_by_from_import() -> bool:
-    """Whether the code reading a module attribute is ``from anaconda_auth import ...``.
-
-    Python turns an AttributeError there into "cannot import name", dropping our message, so
-    that one form gets an ImportError carrying it. Undocumented: this reads the caller's bytecode
-    instruction (frame.f_lasti into co_code, CPython 3.9-3.13): if that ever changes, or on
-    another interpreter, the answer is False and the import fails with Python's own message.
-    """
-    try:
-        import dis
-
-        frame = sys._getframe(2)  # past this helper and __getattr__: the code doing the access
-        return frame.f_code.co_code[frame.f_lasti] == dis.opmap["IMPORT_FROM"]
-    except Exception:  # noqa: BLE001 - any surprise here only loses the message's detail
-        return False
-
-
 def __getattr__(name: str) -> Any:  # PEP 562: only the Panel handler is made on demand
     if name == "AnacondaLoginHandler":
-        try:
-            return _panel_login_handler()
-        except _PanelMissing as e:
-            if _accessed_by_from_import():
-                raise ImportError(str(e)) from None
-            raise
+        return _panel_login_handler()  # without Panel: ImportError saying to install it
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "AnacondaLoginHandler"})
+    # Listed only where Panel can be imported, so that help() and inspect.getmembers(), which
+    # read every listed name, work on a machine without it; reading the name there still says
+    # what to install.
+    import importlib.util
+
+    try:
+        panel = importlib.util.find_spec("panel")
+    except (ImportError, ValueError):
+        panel = None
+    return sorted({*globals(), *(["AnacondaLoginHandler"] if panel else [])})
 
 
 # =================================================================================================
