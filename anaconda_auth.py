@@ -34,6 +34,17 @@ import time
 
 __version__ = "0.1.0"
 
+# Undocumented behaviour of others this module relies on, each marked "Undocumented:" where it is
+# used; if one changes, a test says so and the module degrades as stated:
+# * http.client raises a bare OSError (no errno) when a proxy refuses CONNECT. Else such a
+#   refusal is retried like a network failure: slower, same message (tests/test_http.py
+#   test_proxy_refusing_credentials_is_not_retried).
+# * urllib.request.proxy_bypass reads the system's proxy exceptions (macOS, Windows). Without
+#   it every host uses the system's proxy (test_system_proxy_exceptions_and_their_absence).
+# * Panel sets _login_endpoint on the provider's class while `panel serve` starts. Else a bad
+#   setting shows only when the first visitor logs in, as a traceback in the server's log
+#   (tests/panel test_bad_settings_stop_the_start_with_one_line_naming_the_setting).
+
 __all__ = [
     "AnacondaAuthError",
     "AuthenticationError",
@@ -205,7 +216,13 @@ def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
         _caches.warned.add(message)
         import warnings
 
-        warnings.warn(message, category, stacklevel=3)
+        # Point at the caller's own line, however deep in this module the warning was found:
+        # the first frame outside this file (stacklevel 2 is _warn_once's caller).
+        here = sys._getframe(0).f_code.co_filename
+        frame, level = sys._getframe(1), 2
+        while frame.f_back is not None and frame.f_code.co_filename == here:
+            frame, level = frame.f_back, level + 1
+        warnings.warn(message, category, stacklevel=level)
 
 
 # =================================================================================================
@@ -601,6 +618,12 @@ def _header_name_shown(name: str) -> str:
         if not (c.isascii() and c.isprintable()) or c in _NOT_IN_HEADER_NAMES:
             return name[:i] + "********"
     return name
+
+
+def _is_http_method(method: str) -> bool:
+    """A method is an HTTP token, as a header name is: a space or line break in it would
+    split the request line (injection)."""
+    return bool(method) and _header_name_shown(method) == method
 
 
 def _is_secret_header(name: str) -> bool:
@@ -1121,7 +1144,8 @@ def _is_ipv6(text: str) -> bool:
     return True
 
 
-def _parse_field(name: str, raw: Any, source: str) -> Any:
+def _parse_field(name: str, raw: Any, source: str, home: str | None = None,
+                 environ: Mapping[str, str] | None = None) -> Any:
     """Validate one raw value of field ``name`` (text from env, .env and secret files, or a
     TOML or argument value of any type)."""
     kind = _FIELDS[name][0]
@@ -1133,7 +1157,8 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
             fix = 'Give {"Anaconda Cloud": {"<domain>": "<stored token>"}}'
         else:
             ok = all(isinstance(v, str) for v in value.values())
-            fix = 'Give string values, like {"https": "http://proxy:3128"}'
+            fix = ('Give string values, like {"https": "http://proxy:3128"}' if name == "proxy_servers"
+                   else 'Give string values, like {"X-Team": "data-science"}')
         if not ok:
             raise _bad(source, "has values of the wrong type", fix)
         return value
@@ -1145,7 +1170,7 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
         except (TypeError, ValueError):
             raise _bad(source, f"{_quoted(raw)} is not a number", "Give a number of seconds") from None
     if kind == "ssl":
-        return _parse_ssl_verify(raw, source)
+        return _parse_ssl_verify(raw, source, home, environ)
     if kind == "days":
         try:
             days = int(raw.strip() if isinstance(raw, str) else raw)
@@ -1173,7 +1198,10 @@ def _parse_field(name: str, raw: Any, source: str) -> Any:
     return raw
 
 
-def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
+def _parse_ssl_verify(raw: Any, source: str, home: str | None,
+                      environ: Mapping[str, str] | None) -> bool | str:
+    """The setting as written (a path is expanded by _finish_values, so a site written to
+    config.toml keeps its ``~``); a path is checked where ``home`` and ``environ`` put it."""
     # The reference keeps env "false" as a CA-bundle path string; we read it as the word it is.
     if isinstance(raw, bool):
         return raw
@@ -1185,7 +1213,7 @@ def _parse_ssl_verify(raw: Any, source: str) -> bool | str:
         return word in _TRUE_WORDS
     if word == "truststore":
         return "truststore"
-    if not os.path.exists(os.path.expanduser(raw)):
+    if not os.path.exists(_expand_path(raw, home, environ)):
         raise _bad(source, f"the CA bundle {_quoted(raw)} does not exist",
                    "Give the path of an existing PEM file or directory, true, false or truststore")
     return raw
@@ -1322,13 +1350,14 @@ def _merge(target: dict[str, Any], value: dict[str, Any]) -> None:
 
 def _apply(
     values: dict[str, Any], sources: dict[str, str], layer: list[tuple[str, Any, str]],
-    lenient: bool = False,
+    lenient: bool = False, home: str | None = None, environ: Mapping[str, str] | None = None,
 ) -> None:
     """Lay one source over the values so far; dicts deep-merge as in the reference. A
-    ``lenient`` source (conda's files) has its invalid values skipped with a warning."""
+    ``lenient`` source (conda's files) has its invalid values skipped with a warning. Paths
+    are checked where ``home`` and ``environ`` put them."""
     for field, raw, source in layer:
         try:
-            value = _parse_field(field, raw, source)
+            value = _parse_field(field, raw, source, home, environ)
         except ConfigError as e:
             if not lenient:
                 raise
@@ -1352,7 +1381,7 @@ def _finish_values(
     values: dict[str, Any], sources: dict[str, str], home: str | None,
     environ: Mapping[str, str] | None,
 ) -> None:
-    """Derived values: empty optionals become None, keyring_path is expanded."""
+    """Derived values: empty optionals become None, keyring_path and a CA path are expanded."""
     for name, (kind, _) in _FIELDS.items():
         if values[name] == "" and (kind.startswith("opt") or kind in ("secret", "envversion")):
             values[name] = None
@@ -1362,6 +1391,9 @@ def _finish_values(
         values["keyring_path"] = os.path.join(base, ".anaconda", "keyring")
     else:
         values["keyring_path"] = _expand_path(path, home, environ)
+    verify = values["ssl_verify"]
+    if isinstance(verify, str) and verify != "truststore":
+        values["ssl_verify"] = _expand_path(verify, home, environ)
 
 
 def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None) -> str:
@@ -1483,12 +1515,9 @@ def _resolve(sources: _Sources, site: str | None, overrides: Mapping[str, Any]) 
 
     values = {name: default for name, (_, default) in _FIELDS.items()}
     where = {name: "default" for name in _FIELDS}
-    _apply(values, where, sources.conda, lenient=True)
-    _apply(values, where, plugin_auth)
-    _apply(values, where, legacy)
-    _apply(values, where, site_layer)
-    for layer in (auth_dotenv, auth_secrets, auth_env, explicit):
-        _apply(values, where, layer)
+    _apply(values, where, sources.conda, True, sources.home, environ)
+    for layer in (plugin_auth, legacy, site_layer, auth_dotenv, auth_secrets, auth_env, explicit):
+        _apply(values, where, layer, False, sources.home, environ)
     _warn_legacy(legacy)
     _finish_values(values, where, sources.home, environ)
     if chosen is not None:
@@ -2130,8 +2159,9 @@ def _warn_if_expiring(config: Config, api_key: str, where: str,
         return
     when = "in less than a day" if expiry.days_left == 0 else (
         f"in {expiry.days_left} day{'s' if expiry.days_left != 1 else ''}")
+    login = _login_command(config)
     fix = ("Replace it there before then." if _configured_key_source(config) else
-           f"Renew it with: {_login_command(config)} --force")
+           f"Renew it with: {login} --force (or {login} --with-token for a key you were given)")
     _warn_once(f"The API key for {config.domain} (from {where}) expires on {expiry.date}, "
                f"{when}. {fix}", KeyExpiringWarning)
 
@@ -2272,6 +2302,11 @@ class Response:
         )
 
 
+# error.code values that mean the credential itself was refused (the reference's API answers
+# auth_required; OAuth resource servers answer invalid_token, RFC 6750), not a missing permission.
+_AUTH_ERROR_CODES = frozenset({"auth_required", "invalid_token"})
+
+
 class _KeyNote:
     """Which key a request carried, or why it carried none: what a 401/403 message says."""
 
@@ -2295,7 +2330,12 @@ class _KeyNote:
             expiry = _KeyExpiry(self.key)
             if expiry.expired:
                 return (f"The API key from {self.source} expired on {expiry.date}. {fix}")
-            return (f"{_host_port(response.url)[1]} refused the API key from {self.source}: it "
+            host = _host_port(response.url)[1]
+            if response.status == 403 and response.error_code() not in _AUTH_ERROR_CODES:
+                # A key the site knows, without the right to this resource: not revoked.
+                return (f"{host} did not allow the API key from {self.source} to access this "
+                        "resource: use a key of an account that has access to it.")
+            return (f"{host} refused the API key from {self.source}: it "
                     f"was revoked, or is a key for another site. {fix}")
         if self.why_none:
             return self.why_none
@@ -2443,8 +2483,9 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
             config, api_key, "the api_key argument")
     if config.api_key:
         source = str(_configured_key_source(config))
-        return _sendable(config.api_key, source, ConfigError), _KeyNote(
-            config, config.api_key, source)
+        key = _sendable(config.api_key, source, ConfigError)
+        _warn_if_expiring(config, key, source)  # a configured key expires too
+        return key, _KeyNote(config, key, source)
     try:
         stored, where = _find_api_key(config)
     except StorageError as e:
@@ -2542,8 +2583,8 @@ def _truststore_context() -> Any:
 def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | None:
     """The proxy for a URL's ``origin``: ``proxy_servers`` from the configuration (keys as requests and
     conda use them: ``scheme://host``, ``scheme``, ``all://host``, ``all``), else the
-    environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY) through the standard library."""
-    scheme, host, _ = origin
+    environment (HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY), else the system's settings."""
+    scheme, host, port = origin
     if config.proxy_servers:
         for key in (f"{scheme}://{host}", scheme, f"all://{host}", "all"):
             if config.proxy_servers.get(key):
@@ -2552,12 +2593,32 @@ def _proxy_for(origin: tuple[str, str, int | None], config: Config) -> str | Non
     proxies, from_environment = _discovered_proxies()
     if not proxies:
         return None
-    import urllib.request
+    if from_environment:
+        bypass = _no_proxy_matches(host, port, proxies.get("no", ""))
+    else:
+        import urllib.request
 
-    bypass = (urllib.request.proxy_bypass_environment(host, proxies)  # type: ignore[attr-defined]
-              if from_environment
-              else urllib.request.proxy_bypass(host))
+        # Undocumented: urllib.request.proxy_bypass reads the system's exceptions (macOS,
+        # Windows registry). Should it go, the proxy is used for every host.
+        system_bypass = getattr(urllib.request, "proxy_bypass", None)
+        bypass = bool(system_bypass and system_bypass(host))
     return None if bypass else proxies.get(scheme) or proxies.get("all")
+
+
+def _no_proxy_matches(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether NO_PROXY exempts ``host``, as Python's urllib and requests read it: "*" exempts
+    every host; an entry (leading dots ignored, any case) exempts that name and the names
+    below it; an entry with ``:port`` only that port. Ours, not urllib's undocumented
+    proxy_bypass_environment, so that a change there cannot move requests off the proxy."""
+    if no_proxy.strip() == "*":
+        return True
+    host = host.lower().strip("[]")
+    names = {host} if port is None else {host, f"{host}:{port}"}
+    for entry in no_proxy.lower().split(","):
+        entry = entry.strip().lstrip(".")
+        if entry and any(name == entry or name.endswith("." + entry) for name in names):
+            return True
+    return False
 
 
 def _environment_key(names: tuple[str, ...]) -> tuple[Any, ...]:
@@ -2700,6 +2761,8 @@ def _is_permanent_failure(error: BaseException) -> bool:
     (http.client raises a bare OSError, without errno, for any status but 200)."""
     import ssl
 
+    # Undocumented: the bare OSError. Should http.client raise another, a refused CONNECT is
+    # retried like a network failure (slower; the message is the same).
     return any(isinstance(e, ssl.SSLCertVerificationError)
                or (type(e) is OSError and e.errno is None) for e in _error_chain(error))
 
@@ -2790,6 +2853,9 @@ def request(
     config = _coerce_config(config, site, "request")
     site_info = _site_for(config)
     method = method.upper()
+    if not _is_http_method(method):
+        raise ConfigError(f"request(method=...): {_printable(repr(method))} is not an HTTP method "
+                          "(one word, like GET, POST or DELETE).")
     if not url.startswith(("https://", "http://")):
         from urllib.parse import urljoin
 
@@ -3003,13 +3069,17 @@ class _Terminal:
         stdin: Any = None,
         stderr: Any = None,
         quiet: bool = False,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
-        self.open_url = open_url or _open_browser
         self.quiet = quiet
         self.clock = clock
         self.sleep = sleep
         self.stdin = stdin if stdin is not None else sys.stdin
         self.stderr = stderr if stderr is not None else sys.stderr
+        # Whether a browser can open is decided from this terminal and environment, never from
+        # the process's own when the caller gave others.
+        self.environ: Mapping[str, str] = os.environ if environ is None else environ
+        self.open_url = open_url or (lambda url: _open_browser(url, self.stdin, self.environ))
 
     def say(self, text: str = "") -> None:
         self.stderr.write(text + "\n")
@@ -3086,8 +3156,9 @@ def _webbrowser_default() -> str | None:
     return os.path.basename(str(getattr(browser, "name", "") or "")) or type(browser).__name__
 
 
-def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[str, str]:
-    """_choose_browser with this process's terminal, /proc/version and PATH."""
+def _browser_choice(environ: Mapping[str, str], stdin: Any,
+                    allowed: bool = True) -> tuple[str, str]:
+    """_choose_browser with the given terminal input and environment, and /proc/version."""
     import shutil
 
     try:
@@ -3095,29 +3166,32 @@ def _browser_choice(environ: Mapping[str, str], allowed: bool = True) -> tuple[s
             proc_version = f.read(4096)
     except OSError:
         proc_version = ""
-    stdin = sys.stdin
-    stdin_tty = bool(stdin is not None and not stdin.closed and stdin.isatty())
+    stdin_tty = bool(stdin is not None and not getattr(stdin, "closed", False)
+                     and getattr(stdin, "isatty", lambda: False)())
     return _choose_browser(
         environ, stdin_tty=stdin_tty, proc_version=proc_version, allowed=allowed,
         which=lambda name: shutil.which(name, path=environ.get("PATH")),
         default_browser=_webbrowser_default)
 
 
-def _browser_unusable_reason(environ: Mapping[str, str]) -> str | None:
+def _browser_unusable_reason(environ: Mapping[str, str], stdin: Any) -> str | None:
     """Why no browser is launched here; None when one can be."""
-    how, why = _browser_choice(environ)
+    how, why = _browser_choice(environ, stdin)
     return why if how == "none" else None
 
 
-def _open_browser(url: str) -> bool:
-    """Open ``url`` in a graphical browser when one can be used; never a console browser."""
-    how, launcher = _browser_choice(os.environ)
+def _open_browser(url: str, stdin: Any = None, environ: Mapping[str, str] | None = None) -> bool:
+    """Open ``url`` in a graphical browser when one can be used; never a console browser.
+    ``stdin`` and ``environ`` default to the process's own."""
+    how, launcher = _browser_choice(os.environ if environ is None else environ,
+                                    sys.stdin if stdin is None else stdin)
     if how == "command":
         import subprocess
 
         try:
             done = subprocess.run([launcher, url], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                  env=None if environ is None else dict(environ),
                                   timeout=15, check=False)
         except (OSError, subprocess.SubprocessError):
             return False
@@ -3139,7 +3213,7 @@ def _open_or_explain(terminal: _Terminal, url: str, open_browser: bool) -> bool:
         return False
     if terminal.open_url(url):
         return True
-    reason = _browser_unusable_reason(os.environ) or "it could not be started"
+    reason = _browser_unusable_reason(terminal.environ, terminal.stdin) or "it could not be started"
     terminal.hint(f"Not opening a browser ({reason}).")
     return False
 
@@ -3657,6 +3731,7 @@ def login(
     stdin: Any = None,
     stderr: Any = None,
     quiet: bool = False,
+    environ: Mapping[str, str] | None = None,
 ) -> str:
     """Log in to the site and return its API key.
 
@@ -3668,8 +3743,9 @@ def login(
     OpenID Connect login runs (``flow`` is "device" or "browser"; default from
     ``use_device_flow``; ``open_browser=False``, or the ``open_browser = false`` setting, never
     launches a browser). ``clock`` (monotonic seconds), ``sleep``, ``open_url`` (returns
-    whether a browser was opened), ``stdin`` and ``stderr`` are what the login uses of the
-    outside world; they default to the process's own. ``quiet`` says only what the user must
+    whether a browser was opened), ``stdin``, ``stderr`` and ``environ`` (what decides whether
+    a browser can be opened: DISPLAY, SSH_CONNECTION, BROWSER, PATH) are what the login uses of
+    the outside world; they default to the process's own. ``quiet`` says only what the user must
     act on (the URL, the code, the paste prompt): no hints, no countdown.
 
     The reference's keywords: ``ssl_verify`` (not None) replaces the site's setting for this
@@ -3700,7 +3776,7 @@ def login(
             _warn_if_expiring(config, existing, where)
             return existing
     terminal = _Terminal(open_url=open_url, clock=clock, sleep=sleep, stdin=stdin, stderr=stderr,
-                         quiet=quiet)
+                         quiet=quiet, environ=environ)
     # The open_browser setting (false for CI images and installers) is --no-browser as a setting.
     return _interactive_login(config, flow=flow, open_browser=open_browser and config.open_browser,
                               timeout=timeout, terminal=terminal)
@@ -4193,26 +4269,35 @@ def _toml_insert_lines(text: str, pos: int, lines: str, blank_after: bool = Fals
     return before + lines + after
 
 
+def _toml_blank_tail(text: str) -> int:
+    """Where the file's trailing run of line breaks (each followed by spaces or tabs only)
+    starts; len(text) when it does not end that way. Spaces ending the last line of content
+    stay with it."""
+    start = end = len(text)
+    while True:
+        pos = len(text[:end].rstrip(" \t"))
+        if not text.endswith("\n", 0, pos):
+            return start
+        end = start = pos - 2 if text.endswith("\r\n", 0, pos) else pos - 1
+
+
 def _toml_cut(text: str, spans: list[tuple[int, int]]) -> str:
     """Cut the spans; blank lines left at the end of the file collapse to one newline."""
-    import re
-
     at_end = any(end == len(text) for _, end in spans)
     for start, end in sorted(spans, reverse=True):
         text = text[:start] + text[end:]
-    if at_end:
-        text = re.sub(r"(?:\r?\n[ \t]*)+\Z", _toml_newline(text), text)
+    tail = _toml_blank_tail(text)
+    if at_end and tail < len(text):
+        text = text[:tail] + _toml_newline(text)
     return "" if _is_blank(text) else text
 
 
 def _toml_append_table(text: str, rendered: str) -> str:
     """Append a new table at the end, with exactly one blank line before its header."""
-    import re
-
     if _is_blank(text):
         return rendered
     nl = _toml_newline(text)
-    return re.sub(r"(?:\r?\n[ \t]*)*\Z", nl, text, count=1) + nl + rendered
+    return text[: _toml_blank_tail(text)] + nl + nl + rendered
 
 
 def _toml_find_table(tables: list[_TomlTable], path: tuple[str, ...]) -> _TomlTable | None:
@@ -4226,10 +4311,9 @@ def _toml_subtree(tables: list[_TomlTable], path: tuple[str, ...]) -> list[_Toml
 
 def _toml_content_end(text: str, table: _TomlTable) -> int:
     """The end of a block without its trailing blank lines."""
-    import re
-
     # Not str.splitlines: it also splits at characters such as U+2028 that strings may hold.
-    lines = re.findall(r"[^\n]*\n|[^\n]+\Z", text[table.start : table.end])
+    lines = [line + "\n" for line in text[table.start : table.end].split("\n")]
+    lines[-1] = lines[-1][:-1]  # what follows the last line break (maybe nothing)
     while lines and _is_blank(lines[-1]):
         lines.pop()
     return table.start + sum(map(len, lines))
@@ -4724,8 +4808,9 @@ def _panel_login_handler() -> Any:
     class _InstalledHook(type(OAuthLoginHandler)):  # type: ignore[misc]
         def __setattr__(cls, name: str, value: Any) -> None:
             super().__setattr__(name, value)
-            # Panel's OAuthProvider sets the login endpoint on the selected provider's class
-            # while `panel serve` (or pn.serve) builds the server, after every setting was read:
+            # Undocumented: Panel's OAuthProvider sets the login endpoint on the selected
+            # provider's class while `panel serve` (or pn.serve) builds the server, after every
+            # setting was read:
             # the one moment a bad setting can stop the start with one line, instead of a
             # traceback at the first visitor. Other providers' servers never get here.
             if name == "_login_endpoint":
@@ -4846,12 +4931,21 @@ def _panel_login_handler() -> Any:
 
 def __getattr__(name: str) -> Any:  # PEP 562: only the Panel handler is made on demand
     if name == "AnacondaLoginHandler":
-        return _panel_login_handler()
+        return _panel_login_handler()  # without Panel: ImportError saying to install it
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), "AnacondaLoginHandler"})
+    # Listed only where Panel can be imported, so that help() and inspect.getmembers(), which
+    # read every listed name, work on a machine without it; reading the name there still says
+    # what to install.
+    import importlib.util
+
+    try:
+        panel = importlib.util.find_spec("panel")
+    except (ImportError, ValueError):
+        panel = None
+    return sorted({*globals(), *(["AnacondaLoginHandler"] if panel else [])})
 
 
 # =================================================================================================
@@ -5146,6 +5240,10 @@ def _request_body(data: str) -> bytes | None:
         try:
             if data == "@-":
                 body = sys.stdin.buffer.read()
+                if not body:  # also a closed stdin (main() gave it /dev/null)
+                    _say("error: -d @-: standard input is empty or closed; pipe the JSON "
+                         "document in: ... request -d @- URL < body.json")
+                    return None
             else:
                 with open(data[1:], "rb") as f:
                     body = f.read()
@@ -5183,6 +5281,10 @@ def _request_headers_given(raw_headers: list[str]) -> dict[str, str] | None:
 
 
 def _cmd_request(args: Any) -> int:
+    if args.method is not None and not _is_http_method(args.method.upper()):
+        _say(f"error: -X {_printable(repr(args.method))} is not an HTTP method; give one word, "
+             "like -X GET, -X POST or -X DELETE.")
+        return 2
     config = _config_for(args)
     headers = _request_headers_given(args.header)
     body = None if args.data is None else _request_body(args.data)
@@ -5207,8 +5309,9 @@ def _cmd_request(args: Any) -> int:
         sys.stdout.flush()
         if response.ok:
             return 0
+        note = response.key_note if response.status in (401, 403) else None
         _say(f"error: {method} {response.url} answered HTTP {response.status} "
-             f"{response.reason}".rstrip())
+             f"{response.reason}".rstrip() + (f". {note.explain(response)}" if note else ""))
         return 1
 
     try:
@@ -5567,6 +5670,19 @@ def _settle_at(parser: Any, args: Any) -> None:
         parser.error(f"the site is given twice, as {different[0]!r} and {different[1]!r}; "
                      "give it once")
     args.at = different[0] if different else None
+    how = _SITES_WITHOUT_AT.get(getattr(args, "sites_command", None) or "")
+    if args.at is not None and args.command == "sites" and how:
+        # Otherwise `--at two sites modify ...` would quietly edit the site --name/--domain say.
+        parser.error(f"--at does not apply to 'sites {args.sites_command}'; {how}")
+
+
+# What a ``sites`` subcommand takes instead of --at (``sites show`` takes --at).
+_SITES_WITHOUT_AT = {
+    "list": "it lists every site (sites show SITE shows one)",
+    "add": "name the new site with --name and --domain",
+    "modify": "choose the site with --name or --domain",
+    "remove": "give the site after it: sites remove SITE",
+}
 
 
 # The reference's spellings, made canonical before parsing so that --help lists each command
@@ -5642,6 +5758,23 @@ def _parse_api_key_command(argv: list[str]) -> Any:
                                  handler=_cmd_api_key)
 
 
+def _closed_streams() -> int | None:
+    """Python sets sys.stdin/stdout/stderr to None when the process starts with that file
+    descriptor closed (``<&-``). A closed stdin reads as empty (so --with-token and -d @- say
+    there is nothing there) and a closed stderr discards messages; a closed stdout is an error
+    (exit 1, said on stderr): the command's output, a key or a response body, would be lost."""
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stdin is None:
+        sys.stdin = open(os.devnull)  # noqa: SIM115 - idem
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the exit flush
+        _say("error: standard output is closed, so the output would be lost; run the command "
+             "with it open (> /dev/null to discard the output).")
+        return 1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv, problem = _canonical_argv(sys.argv[1:] if argv is None else argv)
@@ -5655,14 +5788,29 @@ def main(argv: list[str] | None = None) -> int:
         if not getattr(args, "handler", None):
             parser.print_help()
             return 0
+    if sys.stdin is None or sys.stdout is None or sys.stderr is None:
+        code = _closed_streams()
+        if code is not None:
+            return code
     import warnings
 
+    # Process-wide state, put back on return so that main() called in-process (tests, a program
+    # embedding the CLI) leaves the process as it found it.
+    showwarning, quiet = warnings.showwarning, _Output.quiet
     warnings.showwarning = _show_warning
+    _Output.quiet = args.quiet
+    try:
+        return _run(args)
+    finally:
+        warnings.showwarning, _Output.quiet = showwarning, quiet
+
+
+def _run(args: Any) -> int:
+    """The command's handler, its errors as messages and exit codes."""
     if getattr(sys.stdout, "errors", None) == "strict" and hasattr(sys.stdout, "reconfigure"):
         # A value from the environment or a file name that is not UTF-8 is printed as the
         # bytes it was, not turned into an UnicodeEncodeError (as the UTF-8 mode does).
         sys.stdout.reconfigure(errors="surrogateescape")
-    _Output.quiet = args.quiet
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:

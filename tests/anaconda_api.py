@@ -28,7 +28,7 @@ import urllib.request
 import uuid
 from typing import Any
 
-from test_anaconda_auth import make_jwt  # the one JWT maker; re-exported for the suites
+from test_anaconda_auth import make_jwt  # the one JWT maker
 
 from .httpserver import HTTPTestServer, RecordedRequest
 

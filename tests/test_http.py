@@ -57,10 +57,34 @@ URLLIB3_2 = int(urllib3.__version__.split(".")[0]) >= 2
 @pytest.fixture(autouse=True)
 def fresh_http_state(fresh_caches: None, monkeypatch: pytest.MonkeyPatch):
     """Each test starts with no proxy variables from the machine (and, by conftest's
-    fresh_caches, with the module's caches empty); gives the pools the test opens."""
+    fresh_caches, with the module's caches empty); gives what request() handed urllib3: one
+    (pool manager, urlopen options) pair per request sent, recorded by a spy on urllib3's
+    public ``PoolManager.urlopen`` (ProxyManager's calls through it) that sends for real."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    return aa._caches.pools
+    sent: list[tuple[Any, dict[str, Any]]] = []
+    real_urlopen = urllib3.PoolManager.urlopen
+
+    def urlopen(self: Any, method: str, url: str, redirect: bool = True, **options: Any) -> Any:
+        sent.append((self, options))
+        return real_urlopen(self, method, url, redirect=redirect, **options)
+
+    monkeypatch.setattr(urllib3.PoolManager, "urlopen", urlopen)
+    return sent
+
+
+def pools_used(sent: list[tuple[Any, dict[str, Any]]]) -> int:
+    """How many pool managers carried the requests in ``sent`` (fresh_http_state's list)."""
+    return len({id(manager) for manager, _ in sent})
+
+
+def handed_to_urllib3(https_server, make_config, sent, **options: Any) -> dict[str, Any]:
+    """The urlopen options (``retries``, ``timeout``) that one real GET with request()'s
+    ``options`` hands urllib3."""
+    server = https_server()
+    server.route("GET", "/p", (200, {}, "ok"))
+    assert aa.request("GET", "/p", config=make_config(server), **options).status == 200
+    return sent[-1][1]
 
 
 @pytest.fixture
@@ -751,7 +775,7 @@ def test_keep_alive_reuses_one_connection(https_server, make_config, fresh_http_
         aa.request("POST" if i % 2 else "GET", "/k", config=config, json={"i": i})
     assert [r.connection_id for r in server.requests] == [1, 1, 1, 1]
     assert server.connections == 1
-    assert len(fresh_http_state) == 1
+    assert pools_used(fresh_http_state) == 1
 
 
 def test_default_config_reuses_the_pool(default_site, monkeypatch, fresh_http_state):
@@ -759,7 +783,7 @@ def test_default_config_reuses_the_pool(default_site, monkeypatch, fresh_http_st
     for _ in range(3):
         assert aa.request("GET", "/api/x").json()["authorization"] == "Bearer env-key"
     assert [r.connection_id for r in default_site.requests] == [1, 1, 1]
-    assert len(fresh_http_state) == 1
+    assert pools_used(fresh_http_state) == 1
 
 
 def test_one_pool_per_tls_setting(https_server, make_config, test_ca, fresh_http_state):
@@ -771,7 +795,7 @@ def test_one_pool_per_tls_setting(https_server, make_config, test_ca, fresh_http
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         aa.request("GET", "/k", config=make_config(server, ssl_verify=False))
-    assert len(fresh_http_state) == 3
+    assert pools_used(fresh_http_state) == 3
     assert server.connections == 3
 
 
@@ -1339,13 +1363,14 @@ def test_truncated_body_is_an_error_not_a_short_body(https_server, make_config):
     assert len(server.requests) == 3
 
 
-def test_retry_after_is_capped():
+def test_retry_after_is_capped(https_server, make_config, fresh_http_state):
     """A server asking for an hour does not get request() to sleep an hour."""
+    retry = handed_to_urllib3(https_server, make_config, fresh_http_state)["retries"]
     for value in ("3600", email.utils.formatdate(time.time() + 86400, usegmt=True)):
         response = urllib3.HTTPResponse(body=b"", headers={"Retry-After": value}, status=503)
-        assert aa._retry(None).get_retry_after(response) <= 60
+        assert retry.get_retry_after(response) <= 60
     response = urllib3.HTTPResponse(body=b"", headers={"Retry-After": "2"}, status=503)
-    assert aa._retry(None).get_retry_after(response) == 2
+    assert retry.get_retry_after(response) == 2
 
 
 @pytest.mark.parametrize("status", [429, 502, 503, 504])
@@ -1430,7 +1455,8 @@ def test_post_is_not_retried_after_a_dropped_tls_handshake(https_server, make_co
     assert server.requests == []
 
 
-def test_the_safe_retry_rule_from_urllib3s_public_exceptions():
+def test_the_safe_retry_rule_from_urllib3s_public_exceptions(https_server, make_config,
+                                                             fresh_http_state):
     """POST retries only a connection that was never opened (NewConnectionError and
     ConnectTimeoutError, also behind a ProxyError); GET retries those and later failures."""
     import urllib3.exceptions as ue
@@ -1444,9 +1470,10 @@ def test_the_safe_retry_rule_from_urllib3s_public_exceptions():
         (ue.ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")), False),
         (ue.ReadTimeoutError(None, "/p", "Read timed out."), False),
     ]
+    # Retry.increment returns a new Retry: the one request() handed over serves every case.
+    retry = handed_to_urllib3(https_server, make_config, fresh_http_state, retries=3)["retries"]
     for error, post_retried in cases:
         for method, retried in (("POST", post_retried), ("GET", True)):
-            retry = aa._retry(3)
             if retried:
                 assert retry.increment(method, "/p", error=error).total == 2, (method, error)
             else:
@@ -1513,20 +1540,23 @@ def test_read_timeout_is_retried_for_get_but_not_for_post(https_server, make_con
     assert len(server.requests) == 1
 
 
-def test_default_timeouts_and_retry_policy():
-    timeout = aa._timeout(None)
+def test_default_timeouts_and_retry_policy(https_server, make_config, fresh_http_state):
+    def handed(**options: Any) -> dict[str, Any]:
+        return handed_to_urllib3(https_server, make_config, fresh_http_state, **options)
+
+    timeout = handed()["timeout"]
     assert (timeout.connect_timeout, timeout.read_timeout) == (10.0, 60.0)
-    timeout = aa._timeout(2.5)
+    timeout = handed(timeout=2.5)["timeout"]
     assert (timeout.connect_timeout, timeout.read_timeout) == (2.5, 2.5)
-    timeout = aa._timeout((1, 30))
+    timeout = handed(timeout=(1, 30))["timeout"]
     assert (timeout.connect_timeout, timeout.read_timeout) == (1, 30)
-    retry = aa._retry(None)
+    retry = handed()["retries"]
     assert (retry.total, retry.connect, retry.read, retry.status) == (3, 3, 3, 3)
     assert set(retry.status_forcelist) == {429, 502, 503, 504}
     assert retry.respect_retry_after_header and not retry.raise_on_status
     assert retry.is_retry("GET", 503) and not retry.is_retry("POST", 503)
     assert not retry.is_retry("GET", 500)
-    assert aa._retry(0).total == 0
+    assert handed(retries=0)["retries"].total == 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -1622,7 +1652,7 @@ def test_client_calls_go_through_request_and_share_its_pool(https_server, make_c
     aa.Client(config, user_agent="a/1").get("/k")
     aa.request("GET", "/k", config=config)
     aa.Client(config, api_version="v").post("/k")
-    assert len(fresh_http_state) == 1
+    assert pools_used(fresh_http_state) == 1
     assert len({r.connection_id for r in server.requests}) == 1
 
 

@@ -59,11 +59,6 @@ TOKEN = (200, {}, {"access_token": "fake-access-token", "token_type": "Bearer", 
 # ------------------------------------------------------------------------------------------
 
 
-def _store_raw(config: aa.Config, key: str) -> None:
-    """``key`` in the config's file store, unchecked (tests/test_provisioning.py uses this name)."""
-    store_entry(config.keyring_path, config.domain, key)
-
-
 class FakeClock:
     """A monotonic clock and a sleeper that only moves it (records every sleep)."""
 
@@ -736,8 +731,27 @@ def test_device_login_in_process_through_the_real_provider(oidc_provider, anacon
 # ==========================================================================================
 
 
-def test_pkce_pair_is_s256_with_a_fresh_verifier_of_43_to_128_allowed_characters():
-    pairs = [aa._pkce_pair() for _ in range(20)]
+def test_pkce_pair_is_s256_with_a_fresh_verifier_of_43_to_128_allowed_characters(https_server, test_ca, tmp_path):
+    """Eight browser logins (each ~0.4 s: the listener's shutdown waits for serve_forever's
+    poll): the challenge each sent in the authorization URL and the verifier it sent with the
+    code."""
+    server = https_server()
+    server.route("POST", "/token", TOKEN)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
+    challenges: list[str] = []
+
+    def open_url(url: str) -> bool:
+        params = _auth_params(url)
+        challenges.append(params["code_challenge"])
+        _http_get(params["redirect_uri"] + "?" + urlencode(
+            {"code": "c", "state": params["state"], "iss": server.url}))
+        return True
+
+    for _ in range(8):
+        _flow(server, config, "browser", _seams(open_url=open_url), timeout=30)
+    pairs = [(post.form()["code_verifier"], challenge)
+             for post, challenge in zip(_posts(server, "/token"), challenges)]
+    assert len(pairs) == 8
     for verifier, challenge in pairs:
         assert VERIFIER_ALPHABET.match(verifier), verifier
         digest = hashlib.sha256(verifier.encode("ascii")).digest()
@@ -1227,30 +1241,67 @@ def test_pasted_address_without_scheme_works_and_bad_pastes_keep_waiting(https_s
     ({"DISPLAY": ":0"}, False, "not an interactive terminal"),
     ({"WAYLAND_DISPLAY": "wayland-0"}, False, "not an interactive terminal"),
 ])
-def test_browser_unusable_reason_from_the_environment(monkeypatch, environ, stdin_tty, reason):
-    class Stdin(io.StringIO):
-        def isatty(self) -> bool:
-            return stdin_tty
-
-    monkeypatch.setattr(sys, "stdin", Stdin())
-    got = aa._browser_unusable_reason(environ)
+def test_browser_unusable_reason_from_the_environment(device_server, test_ca, tmp_path, environ, stdin_tty,
+                                                     reason):
+    got = _why_no_browser(device_server, test_ca, tmp_path, environ, _Stdin(stdin_tty))
     if reason is None:
-        assert got is None
+        assert got == "it could not be started"  # the opener failed although one was usable
     else:
-        assert got and reason.lower() in got.lower(), got
+        assert reason.lower() in got.lower(), got
 
 
 @pytest.mark.parametrize("name", ["lynx", "w3m", "www-browser"])
-def test_console_browser_is_never_used(monkeypatch, name):
+def test_console_browser_is_never_used(monkeypatch, device_server, test_ca, tmp_path, name):
     import webbrowser
 
-    class Stdin(io.StringIO):
-        def isatty(self) -> bool:
-            return True
-
-    monkeypatch.setattr(sys, "stdin", Stdin())
     monkeypatch.setattr(webbrowser, "get", lambda using=None: webbrowser.GenericBrowser(name))
-    assert name in (aa._browser_unusable_reason({"DISPLAY": ":0", "TERM": "xterm"}) or "")
+    assert name in _why_no_browser(device_server, test_ca, tmp_path, {"DISPLAY": ":0", "TERM": "xterm"},
+                                  _Stdin(True))
+
+
+def _why_no_browser(device_server: Any, test_ca: Any, tmp_path: Path, environ: dict[str, str],
+                    stdin: io.StringIO) -> str:
+    """A device login given ``environ`` and ``stdin`` (not this process's), whose opener opens
+    nothing: the reason it gives in "Not opening a browser (...)."."""
+    device_server.route("POST", "/token", TOKEN)
+    stderr = io.StringIO()
+    _flow(device_server, _config(tmp_path, test_ca, domain=_domain(device_server)), "device",
+          _seams(open_url=lambda url: False, stderr=stderr, stdin=stdin, environ=environ))
+    [reason] = re.findall(r"^Not opening a browser \((.*)\)\.$", stderr.getvalue(), re.MULTILINE)
+    return str(reason)
+
+
+class _Stdin(io.StringIO):
+    """A terminal input that says whether it is a TTY, whatever this process's stdin is."""
+
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_login_decides_on_a_browser_from_the_stdin_and_environment_it_is_given(
+        device_server, test_ca, tmp_path, tty):
+    """Issue 8 §5: login(stdin=..., environ=...) decides whether a browser can open from what it
+    is given, not from this process (whose stdin under pytest is no TTY): on WSL a TTY means
+    the launcher is run, anything else means the URL is shown with the reason."""
+    bindir, log = _fake_browsers(tmp_path, ["wslview"])
+    grant = _device_grant(device_server)
+    device_server.route("POST", "/token", TOKEN)
+    stderr = io.StringIO()
+    seams = _seams(stderr=stderr, stdin=_Stdin(tty),
+                   environ={"WSL_DISTRO_NAME": "Ubuntu", "PATH": str(bindir)})
+    seams["open_url"] = None  # the module's own opener, as a person's login uses
+    _flow(device_server, _config(tmp_path, test_ca, domain=_domain(device_server)), "device", seams)
+    if tty:
+        assert log.read_text().split() == ["wslview", grant["verification_uri_complete"]]
+        assert "Not opening a browser" not in stderr.getvalue()
+    else:
+        assert not log.exists(), log.read_text()
+        assert "Not opening a browser (this is not an interactive terminal)." in stderr.getvalue()
 
 
 def _fake_browsers(tmp_path: Path, names: list[str]) -> tuple[Path, Path]:

@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 
 import anaconda_auth as aa
-from tests.anaconda_api import make_jwt
-from tests.test_login import _keyring_file, _site_env, run_cli
+from test_anaconda_auth import make_jwt, run_captured, store_entry
+from tests.test_login import PYTHON, _keyring_file, _site_env, run_cli
 from tests.tools import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,6 +231,7 @@ def test_every_command_warns_once_on_stderr_when_the_key_expires_within_30_days(
         assert result.returncode == 0, result.stderr
         [line] = _warnings(result.stderr)
         assert f"expires on {date}, in 10 days" in line and "login --force" in line, line
+        assert "login --with-token for a key you were given" in line, line
         assert key not in result.stderr
     api_key = run_cli(["api-key"], env)
     assert api_key.stdout == key + "\n"  # stdout stays exactly the key
@@ -244,6 +245,37 @@ def test_a_configured_key_expiring_soon_says_to_replace_it_where_it_is_set(tmp_p
     result = run_cli(["api-key"], env)
     [line] = _warnings(result.stderr)
     assert "environment variable ANACONDA_AUTH_API_KEY" in line and "Replace it there" in line
+
+
+@pytest.mark.parametrize("where", ["env", "dotenv", "toml"])
+def test_a_configured_key_expiring_soon_warns_in_request_and_the_request_command(
+        oidc_provider, anaconda_api, test_ca, tmp_path, where):
+    env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
+    home = Path(env["HOME"])
+    key = anaconda_api.issue_key("ci", expires_in=5 * 86400 + 3600)
+    source = {"env": "environment variable ANACONDA_AUTH_API_KEY",
+              "dotenv": f"{home / '.env'}: ANACONDA_AUTH_API_KEY",
+              "toml": f"{home / '.anaconda' / 'config.toml'} [plugin.auth] api_key"}[where]
+    if where == "env":
+        env["ANACONDA_AUTH_API_KEY"] = key
+    elif where == "dotenv":
+        (home / ".env").write_text(f"ANACONDA_AUTH_API_KEY={key}\n")
+    else:
+        (home / ".anaconda").mkdir(parents=True, exist_ok=True)
+        (home / ".anaconda" / "config.toml").write_text(f'[plugin.auth]\napi_key = "{key}"\n')
+    date = _utc(aa.key_expiry(key))
+    result = run_cli(["request", "/api/account"], env)
+    assert result.returncode == 0 and json.loads(result.stdout)["user"]["username"] == "ci", result.stderr
+    [line] = _warnings(result.stderr)
+    assert f"(from {source}) expires on {date}, in 5 days. Replace it there" in line, line
+    assert key not in result.stderr
+    config = _config(env)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert aa.request("GET", "/api/account", config=config).ok
+        assert aa.request("GET", "/api/account", config=config).ok
+    [warning] = [w for w in caught if issubclass(w.category, aa.KeyExpiringWarning)]
+    assert str(warning.message) == line[len("warning: "):]
 
 
 @pytest.mark.parametrize("where, days, warns", [
@@ -344,9 +376,7 @@ def _key_case(tmp_path: Path, oidc_provider: Any, anaconda_api: Any, test_ca: An
         assert run_cli(["login", "--with-token", "--no-verify"], env, input=key).returncode in (0, 1)
         if state == "expired":  # --with-token refuses an expired key: write it as the reference would
             config = _config(env)
-            from tests.test_login import _store_raw
-
-            _store_raw(config, key)
+            store_entry(config.keyring_path, config.domain, key)
     elif where == "env":
         env["ANACONDA_AUTH_API_KEY"] = key
     elif where == "dotenv":
@@ -383,6 +413,54 @@ def test_401_messages_say_what_happened_to_which_key_in_request_whoami_and_the_c
     assert source in line and fix in line and key not in line, line
     assert says in line or (state == "expired" and "expired on" in line) or (
         state == "missing" and "no API key" in line), line
+    result = run_cli(["request", "/api/account"], env)
+    assert result.returncode == 3, result.stderr
+    line = result.stderr.splitlines()[0]  # then the login offer's hint
+    assert source in line and fix in line and key not in line, line
+    assert says in line or (state == "expired" and "expired on" in line), line
+
+
+FORBIDDEN = {"error": {"code": "forbidden", "message": "You are not a member of this organization"}}
+
+
+@pytest.mark.parametrize("where", ["store", "env", "dotenv", "toml"])
+def test_403_and_a_bare_401_say_which_key_in_request_whoami_and_the_request_command(
+        oidc_provider, anaconda_api, test_ca, tmp_path, where):
+    env, key, source = _key_case(tmp_path, oidc_provider, anaconda_api, test_ca, where, "valid")
+    config = _config(env)
+    anaconda_api.route("GET", "/api/private", (403, {}, FORBIDDEN))
+    anaconda_api.route("GET", "/api/bare", (401, {"Content-Type": "text/plain"}, "Unauthorized"))
+    fix = "Update or unset it there" if where != "store" else "Log in again"
+    # A valid key without the right to a resource: not "revoked", and no re-login advised.
+    with pytest.raises(aa.HTTPError) as caught:
+        aa.request("GET", "/api/private", config=config).raise_for_status()
+    forbidden = str(caught.value)
+    assert f"did not allow the API key from {source} to access this resource" in forbidden, forbidden
+    assert "revoked" not in forbidden and fix not in forbidden and key not in forbidden
+    result = run_cli(["request", "/api/private"], env)
+    assert result.returncode == 1 and json.loads(result.stdout) == FORBIDDEN, result.stderr
+    line = _one_line(result.stderr)
+    assert line.startswith("error: GET ") and "HTTP 403" in line, line
+    assert f"did not allow the API key from {source}" in line and "revoked" not in line and key not in line
+    # A 401 without the API's error code still names the key, its source and the fix.
+    with pytest.raises(aa.HTTPError) as caught:
+        aa.request("GET", "/api/bare", config=config).raise_for_status()
+    refused = str(caught.value)
+    assert f"refused the API key from {source}: it was revoked" in refused and fix in refused, refused
+    result = run_cli(["request", "/api/bare"], env)
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert "HTTP 401" in line and f"refused the API key from {source}" in line and fix in line, line
+    assert key not in line
+    # whoami: the same words from the Python API and the CLI.
+    anaconda_api.route("GET", "/api/account", (403, {}, FORBIDDEN))
+    with pytest.raises(aa.HTTPError) as caught:
+        aa.whoami(config)
+    assert f"did not allow the API key from {source}" in str(caught.value)
+    result = run_cli(["whoami"], env)
+    assert result.returncode == 1, result.stderr
+    line = _one_line(result.stderr)
+    assert f"did not allow the API key from {source}" in line and "revoked" not in line, line
 
 
 # ==========================================================================================
@@ -704,6 +782,8 @@ def test_request_with_at_site(oidc_provider, anaconda_api, test_ca, tmp_path):
     (["-d", "@missing.json"], "-d @missing.json: cannot read the file missing.json: No such file or directory"),
     (["-d", "@bad.json"], "-d @bad.json: not valid JSON"),
     (["-X"], "expected one argument"),
+    (["-X", "GE T"], "-X 'GE T' is not an HTTP method"),
+    (["-X", "GET\r\nX: y"], "is not an HTTP method; give one word, like -X GET"),
     ([], "the following arguments are required: PATH_OR_URL"),
 ])
 def test_request_usage_errors_exit_2_with_one_line(tmp_path, args, says):
@@ -715,6 +795,40 @@ def test_request_usage_errors_exit_2_with_one_line(tmp_path, args, says):
     result = run_cli(["request", *args] + (["/api/x"] if args and args != ["-X"] else []), env)
     assert result.returncode == 2, result.stderr
     assert says in _one_line(result.stderr) and "secret-looking" not in result.stderr
+
+
+def _run_closed(args: list[str], env: dict[str, str], closed: str) -> Any:
+    """The real CLI with a standard stream closed (``<&-``, ``>&-``, ``2>&-``): not /dev/null,
+    closed, which Python shows as ``sys.stdin``/``stdout``/``stderr`` being None."""
+    import shlex
+
+    command = " ".join(shlex.quote(a) for a in [PYTHON, "-m", "anaconda_auth", *args])
+    return run_captured(["sh", "-c", f"exec {command} {closed}"], env, env["HOME"])
+
+
+@pytest.mark.parametrize("args, closed, code, says", [
+    (["login", "--with-token"], "<&-", 2, "error: no API key on standard input"),
+    (["login", "--with-token", "--no-verify"], "<&-", 2, "error: no API key on standard input"),
+    (["request", "-d", "@-", "/api/x"], "<&-", 2, "error: -d @-: standard input is empty or closed"),
+    (["request", "/api/x"], ">&-", 1, "error: standard output is closed"),
+    (["status"], ">&-", 1, "error: standard output is closed"),
+    (["api-key"], ">&-", 1, "error: standard output is closed"),
+    (["status"], "2>&-", 0, None),
+    (["request", "/api/x"], "2>&- >&-", 1, None),
+])
+def test_a_closed_standard_stream_is_a_one_line_error_not_a_crash(tmp_path, args, closed, code, says):
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "ANACONDA_AUTH_DOMAIN": f"127.0.0.1:{free_port()}",  # nothing listens: no request is sent
+           "ANACONDA_AUTH_API_KEY": make_jwt({"sub": "ci", "exp": int(time.time()) + 90 * 86400})}
+    result = _run_closed(args, env, closed)
+    assert result.returncode == code, result.stderr
+    if says is None:
+        assert result.stderr == "" and "Traceback" not in result.stdout
+    else:
+        assert _one_line(result.stderr).startswith(says), result.stderr
+    assert _stored(env) is None
 
 
 # ==========================================================================================

@@ -19,10 +19,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from test_anaconda_auth import CLI, SUBPROCESS_TIMEOUT, run_captured
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
 KEYRING_SERVICE = "Anaconda Cloud"
-CLI_TIMEOUT = 60.0
 
 TRIED: collections.Counter[str] = collections.Counter()
 FAILED: collections.Counter[str] = collections.Counter()
@@ -64,13 +65,15 @@ def clean_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def cli(home: Path, *args: str, env: dict[str, str] | None = None, input: str | None = None,
-        cwd: Path | None = None, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess[str]:
-    """``python -m anaconda_auth ARGS`` with a clean environment (plus ``env``)."""
+        cwd: Path | None = None, timeout: float = SUBPROCESS_TIMEOUT,
+        prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
+    """``python -m anaconda_auth ARGS`` (run by ``prefix``, e.g. setpriv, when given) with a
+    clean environment (plus ``env``), stdin /dev/null unless ``input``; output that is not
+    UTF-8 fails the test."""
     full = clean_env(home)
     full.update(env or {})
-    return subprocess.run([PYTHON, "-m", "anaconda_auth", *args], env=full, input=input,
-                          cwd=str(cwd or home), capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return run_captured([*prefix, *CLI, *args], full, cwd or home, stdin=input, timeout=timeout,
+                        errors="strict")
 
 
 def encode_entry(domain: str, api_key: str, username: str | None = None,

@@ -37,6 +37,7 @@ import anaconda_auth as aa
 from tests.adversarial.helpers import (
     KEYRING_SERVICE,
     RecordingProxy,
+    clean_env,
     cli,
     encode_entry,
     exec_log,
@@ -513,9 +514,11 @@ def test_cli_failures_never_show_the_key_even_with_verbose(origins, home, test_c
 
 
 BROWSER_SCRIPT = '''\
-import json, sys, urllib.parse, urllib.request
+import json, os, sys, urllib.parse, urllib.request
 with open(sys.argv[1], "a", encoding="utf-8") as f:
     f.write(json.dumps(sys.argv) + "\\n")
+with open(sys.argv[1] + ".env.json", "w", encoding="utf-8") as f:
+    json.dump(dict(os.environ), f)
 url = urllib.parse.urlsplit(sys.argv[2])
 query = dict(urllib.parse.parse_qsl(url.query))
 if "redirect_uri" in query:  # the browser flow: deny, so the login ends at once
@@ -541,11 +544,10 @@ def _oidc_routes(site: Any) -> None:
     site.route("POST", "/token", (400, {}, {"error": "access_denied"}))
 
 
-@pytest.mark.parametrize("run", ["login-device", "login-browser", "login-with-token", "whoami",
-                                 "api-key", "logout", "status"])
-def test_no_process_the_module_starts_gets_the_key_in_its_argv(origins, home, test_ca, tmp_path,
-                                                               run):
-    tried(PART)
+def _stored_key_and_browser(origins: Any, home: Path, test_ca: Any,
+                            tmp_path: Path) -> tuple[str, dict[str, str], Path, Path]:
+    """A fresh key stored for the OpenID stand-in's site, and the CLI environment for it whose
+    BROWSER runs BROWSER_SCRIPT: (key, environment, exec log, browser log)."""
     key = new_key()
     site = origins.site
     _oidc_routes(site)
@@ -562,6 +564,15 @@ def test_no_process_the_module_starts_gets_the_key_in_its_argv(origins, home, te
     anaconda.mkdir()
     (anaconda / "keyring").write_text(json.dumps(
         {KEYRING_SERVICE: {domain: encode_entry(domain, key)}}), encoding="utf-8")
+    return key, env, log, browser_log
+
+
+@pytest.mark.parametrize("run", ["login-device", "login-browser", "login-with-token", "whoami",
+                                 "api-key", "logout", "status"])
+def test_no_process_the_module_starts_gets_the_key_in_its_argv(origins, home, test_ca, tmp_path,
+                                                               run):
+    tried(PART)
+    key, env, log, browser_log = _stored_key_and_browser(origins, home, test_ca, tmp_path)
     stdin = None
     command = {"login-device": ["login", "--force", "--device"],
                "login-browser": ["login", "--force", "--browser"],
@@ -579,30 +590,14 @@ def test_no_process_the_module_starts_gets_the_key_in_its_argv(origins, home, te
         assert leaks(key, stdout=result.stdout, stderr=result.stderr) == []
 
 
-def test_the_process_environment_is_what_the_user_gave(home, tmp_path):
-    """The browser inherits the environment: the module adds nothing to it (no key in a
-    variable the user did not set)."""
+def test_the_process_environment_is_what_the_user_gave(origins, home, test_ca, tmp_path):
+    """The browser a real ``login --browser`` starts inherits the environment: the module adds
+    nothing to it (no key in a variable the user did not set)."""
     tried(PART)
-    key = new_key()
-    hook_env, log = exec_logging_env(tmp_path)
-    probe = tmp_path / "env.py"
-    probe.write_text("import json, os, sys\nopen(sys.argv[1], 'w').write(json.dumps(dict(os.environ)))\n")
-    out = tmp_path / "env.json"
-    anaconda = home / ".anaconda"
-    anaconda.mkdir()
-    (anaconda / "keyring").write_text(json.dumps(
-        {KEYRING_SERVICE: {"127.0.0.1:9": encode_entry("127.0.0.1:9", key)}}), encoding="utf-8")
-    env = {**hook_env, "ANACONDA_AUTH_DOMAIN": "127.0.0.1:9", "ANACONDA_AUTH_USE_DEVICE_FLOW": "0",
-           "ANACONDA_AUTH_REDIRECT_URI": "http://127.0.0.1:0/auth/oidc",
-           "BROWSER": f"{sys.executable} {probe} {out} %s"}
-    # The module's opener itself, as login calls it, with a key stored for the site.
-    code = "import anaconda_auth as aa; aa._open_browser('https://127.0.0.1:9/authorize?x=1')"
-    import subprocess
-
-    from tests.adversarial.helpers import PYTHON, clean_env
-
+    key, env, log, browser_log = _stored_key_and_browser(origins, home, test_ca, tmp_path)
+    result = cli(home, "login", "--force", "--browser", env=env)
+    assert result.returncode == 1, result.stderr  # denied at once by the test's browser
+    seen = json.loads(Path(f"{browser_log}.env.json").read_text())
     full = {**clean_env(home), **env}
-    subprocess.run([PYTHON, "-c", code], env=full, timeout=60, check=True, cwd=str(home))
-    seen = json.loads(out.read_text())
     assert set(seen) - set(full) <= {"PWD", "SHLVL", "_", "LC_CTYPE"}, set(seen) - set(full)
     assert leaks(key, env=json.dumps(seen), argv=[a for _, a in exec_log(log)]) == []

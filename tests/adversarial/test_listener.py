@@ -24,7 +24,16 @@ from hypothesis import strategies as st
 
 import anaconda_auth as aa
 from tests.adversarial.helpers import budget, get_request, raw_exchange, status_of, tried
-from tests.test_login import TOKEN, _auth_params, _listening_addresses, _port_is_free
+from tests.test_login import (
+    TOKEN,
+    _auth_params,
+    _config,
+    _domain,
+    _flow,
+    _listening_addresses,
+    _port_is_free,
+    _posts,
+)
 
 PART = "listener"
 PATH = "/auth/oidc"
@@ -243,26 +252,15 @@ def test_two_valid_callbacks_at_once_complete_the_login_exactly_once(listener):
         assert answers.count(303) >= 1 and len(answers) == 8
 
 
-def _fake_metadata(server: Any) -> dict[str, Any]:
-    return {"issuer": server.url, "authorization_endpoint": server.url + "/authorize",
-            "token_endpoint": server.url + "/token"}
-
-
-def _flow_config(tmp_path: Path, test_ca: Any, server: Any) -> aa.Config:
-    home = tmp_path / "home"
-    home.mkdir(exist_ok=True)
-    return aa.resolve_config(environ={"HOME": str(home)}, home=str(home), cwd=str(tmp_path),
-                             domain=f"127.0.0.1:{server.port}", ssl_verify=test_ca.ca_pem,
-                             redirect_uri="http://127.0.0.1:0/auth/oidc")
-
-
-def _run_flow(config: aa.Config, metadata: dict[str, Any], open_url: Any, timeout: float) -> list[Any]:
+def _run_flow(server: Any, config: aa.Config, open_url: Any, timeout: float) -> list[Any]:
+    """login() through the browser flow, with discovery, the token and the API-key exchange
+    served by ``server`` and the process's own clock: [the access token] or [the error]."""
     outcome: list[Any] = []
+    seams = {"open_url": open_url, "stdin": io.StringIO(), "stderr": io.StringIO()}
 
     def run() -> None:
         try:
-            outcome.append(aa._browser_flow(config, metadata, aa._Terminal(
-                open_url=open_url, stdin=io.StringIO(), stderr=io.StringIO()), True, timeout))
+            outcome.append(_flow(server, config, "browser", seams, timeout=timeout))
         except BaseException as e:  # noqa: BLE001 - reported by the caller
             outcome.append(e)
 
@@ -277,7 +275,7 @@ def test_200_idle_connections_neither_block_the_callback_nor_hold_the_login_past
         https_server, test_ca, tmp_path):
     server = https_server()
     server.route("POST", "/token", TOKEN)
-    config = _flow_config(tmp_path, test_ca, server)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
     idle: list[socket.socket] = []
     ports: list[int] = []
 
@@ -295,10 +293,10 @@ def test_200_idle_connections_neither_block_the_callback_nor_hold_the_login_past
         return True
 
     try:
-        outcome = _run_flow(config, _fake_metadata(server), lambda u: open_idle(u, True), 30)
+        outcome = _run_flow(server, config, lambda u: open_idle(u, True), 30)
         assert outcome == ["fake-access-token"], outcome
-        assert server.requests[-1].form()["code"] == "c0de-idle"
-        outcome = _run_flow(config, _fake_metadata(server), lambda u: open_idle(u, False), 1)
+        assert _posts(server, "/token")[-1].form()["code"] == "c0de-idle"
+        outcome = _run_flow(server, config, lambda u: open_idle(u, False), 1)
         assert isinstance(outcome[0], aa.AuthenticationError) and "within 1 s" in str(outcome[0])
         assert _port_is_free(ports[-1])  # closed although 200 connections are still open
         tried(PART, 400)
@@ -310,7 +308,7 @@ def test_200_idle_connections_neither_block_the_callback_nor_hold_the_login_past
 def test_two_browsers_calling_back_at_once_exchange_one_code_once(https_server, test_ca, tmp_path):
     server = https_server()
     server.route("POST", "/token", TOKEN)
-    config = _flow_config(tmp_path, test_ca, server)
+    config = _config(tmp_path, test_ca, domain=_domain(server))
     answers: list[int | None] = []
 
     def open_url(url: str) -> bool:
@@ -327,7 +325,7 @@ def test_two_browsers_calling_back_at_once_exchange_one_code_once(https_server, 
             threading.Thread(target=call, args=(code,), daemon=True).start()
         return True
 
-    assert _run_flow(config, _fake_metadata(server), open_url, 30) == ["fake-access-token"]
+    assert _run_flow(server, config, open_url, 30) == ["fake-access-token"]
     tried(PART, 2)
-    posts = [r for r in server.requests if r.method == "POST" and r.url_path == "/token"]
+    posts = _posts(server, "/token")
     assert len(posts) == 1 and posts[0].form()["code"] in ("c0de-one", "c0de-two")

@@ -1,6 +1,6 @@
 """Start-up cost of anaconda_auth: ``api-key`` and ``import``, next to a bare interpreter.
 
-    python bench/bench_startup.py [--runs 30] [--import-runs 10]
+    python tests/bench/bench_startup.py [--runs 30] [--import-runs 10]
 
 Runs everything with the interpreter that runs this script (use a venv without ``.pth`` noise for
 stable numbers) in a temporary HOME with a stored key in the file store, and prints in one table:

@@ -1,6 +1,6 @@
 """Fixtures of the Panel tier: a real ``panel serve`` with ``--oauth-provider anaconda_auth``.
 
-Runs only in the ``panel`` venv (tests/requirements-panel.txt, Python 3.12: Panel 1.10 needs it);
+Runs only in the ``panel`` venv (tests/requirements-panel.txt, Python 3.13; Panel 1.10 needs 3.12+);
 tests/test-all runs ``pytest tests/panel`` there and ``--ignore=tests/panel`` everywhere else.
 The shared real parts (the test CA, Chromium through the browser venv) come from tests/conftest.py.
 
