@@ -1890,9 +1890,32 @@ class _FileStore:
 # -- The OS keyring -------------------------------------------------------------------------------
 
 
+def _start_daemon_thread(target: Callable[[], Any], name: str) -> Any:
+    """Start ``target`` in a daemon thread that Ctrl-C is never delivered to.
+
+    The kernel hands a process-wide SIGINT to any thread not blocking it, and Python acts on it
+    only in the main thread: one taken by a helper thread left the main thread asleep in
+    select() or a lock until its timeout (a login that ignored Ctrl-C). The thread inherits the
+    mask, set around its start so there is no window, and so do the threads it starts (the
+    login listener's per-connection threads).
+    """
+    import signal
+    import threading
+
+    thread = threading.Thread(target=target, daemon=True, name=name)
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no per-thread signal masks
+        thread.start()
+        return thread
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        thread.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    return thread
+
+
 def _call_with_timeout(function: Callable[..., Any], *args: Any) -> Any:
     """Run a keyring call in a daemon thread: a locked Secret Service must not hang a login."""
-    import threading
 
     result: list[Any] = []
     error: list[BaseException] = []
@@ -1903,8 +1926,7 @@ def _call_with_timeout(function: Callable[..., Any], *args: Any) -> Any:
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             error.append(e)
 
-    thread = threading.Thread(target=run, daemon=True, name="anaconda_auth-keyring")
-    thread.start()
+    thread = _start_daemon_thread(run, "anaconda_auth-keyring")
     thread.join(_SYSTEM_KEYRING_TIMEOUT)
     if thread.is_alive():
         raise TimeoutError(f"no answer within {_SYSTEM_KEYRING_TIMEOUT:g} s")
@@ -3451,7 +3473,6 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
     """Bind the loopback listener; returns (server, the redirect URI with its real port)."""
     import http.server
     import socket
-    import threading
 
     host, port, path = _loopback_address(config.redirect_uri)
     bind_host = "127.0.0.1" if host == "localhost" else host.strip("[]")
@@ -3533,7 +3554,7 @@ def _start_listener(config: Config, state: str, metadata: JSONDict, result: _Log
         own_hosts.add(f"{name}:{actual_port}")
         if actual_port == 80:
             own_hosts.add(name)  # browsers leave the default port out of Host
-    threading.Thread(target=server.serve_forever, daemon=True, name="anaconda_auth-login").start()
+    _start_daemon_thread(server.serve_forever, "anaconda_auth-login")
     return server, f"http://{netloc}:{actual_port}{path}"
 
 

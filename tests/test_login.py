@@ -1353,6 +1353,33 @@ def test_cli_prints_the_url_and_launches_nothing_without_a_usable_browser(
         cli.close()
 
 
+def test_ctrl_c_during_a_browser_login_can_only_reach_the_main_thread(oidc_provider, anaconda_api, test_ca,
+                                                                     tmp_path):
+    """The kernel hands a process-wide SIGINT to any thread that does not block it, and Python
+    acts on it only in the main thread: when the listener's thread took it, the main thread
+    slept on in select() and Ctrl-C was ignored (a rare hang of the SIGINT tests above). Every
+    thread but the main one must block SIGINT while the login waits."""
+    env = _site_env(tmp_path, oidc_provider, anaconda_api, test_ca, PATH="/nonexistent")
+    cli = PtyCLI(["login", "--browser", "--no-browser"], env)
+    try:
+        cli.expect("paste here")
+        pid = cli.proc.pid
+        blocked = {}
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+            name = re.search(r"^Name:\s*(.*)$", status, re.MULTILINE).group(1)
+            mask = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.MULTILINE).group(1), 16)
+            blocked[(int(tid), name)] = bool(mask & (1 << (signal.SIGINT - 1)))
+        helpers = {key: value for key, value in blocked.items() if key[0] != pid}
+        assert helpers, blocked  # the listener's thread at least
+        assert all(helpers.values()), blocked
+        assert blocked[(pid, next(name for tid, name in blocked if tid == pid))] is False
+        os.kill(pid, signal.SIGINT)
+        assert cli.finish() == 130
+    finally:
+        cli.close()
+
+
 def test_cli_device_login_says_why_no_browser_was_opened(oidc_provider, anaconda_api, test_ca, tmp_path):
     """CONTRACT §4: without a usable browser the module says so (here: an SSH session)."""
     bindir, log = _fake_browsers(tmp_path, ["firefox"])
