@@ -2181,9 +2181,8 @@ def _warn_if_expiring(config: Config, api_key: str, where: str,
         return
     when = "in less than a day" if expiry.days_left == 0 else (
         f"in {expiry.days_left} day{'s' if expiry.days_left != 1 else ''}")
-    login = _login_command(config)
     fix = ("Replace it there before then." if _configured_key_source(config) else
-           f"Renew it with: {login} --force (or {login} --with-token for a key you were given)")
+           f"Renew it with: {_relogin_command(config)}")
     _warn_once(f"The API key for {config.domain} (from {where}) expires on {expiry.date}, "
                f"{when}. {fix}", KeyExpiringWarning)
 
@@ -2344,7 +2343,7 @@ class _KeyNote:
         elif self.source == _configured_key_source(config):
             fix = "Update or unset it there: a login would not replace it."
         else:
-            fix = f"Log in again with: {_login_command(config)} --force"
+            fix = f"Log in again with: {_relogin_command(config)}"
         if self.key and not response.sent_auth:
             return (f"The API key from {self.source} was not sent to {response.url}: a "
                     "redirect left the site's own hosts.")
@@ -2518,7 +2517,7 @@ def _bearer_key(config: Config, api_key: str | None) -> tuple[str | None, _KeyNo
     if expiry.expired:
         fix = ("Update or unset it there: a login would not replace it."
                if _key_is_configured(config) else
-               f"Log in again with: {_login_command(config)} --force")
+               f"Log in again with: {_relogin_command(config)}")
         return None, _KeyNote(config, None, where, f"The API key from {where} expired on "
                               f"{expiry.date}, so none was sent. {fix}")
     _warn_if_expiring(config, stored, where, expiry)
@@ -3706,7 +3705,7 @@ def get_api_key(config: Config | str | None = None, *, site: Config | str | None
     if expiry.expired:
         fix = ("Update or unset it there: a login would not replace it."
                if _key_is_configured(config) else
-               f"Log in again with: {_login_command(config)} --force")
+               f"Log in again with: {_relogin_command(config)}")
         raise TokenExpiredError(
             f"The API key for {config.domain} (from {where}) expired on {expiry.date}. " + fix)
     _warn_if_expiring(config, api_key, where, expiry)
@@ -3721,6 +3720,13 @@ def _key_is_configured(config: Config) -> bool:
 def _login_command(config: Config) -> str:
     at = "" if config.site == DEFAULT_DOMAIN else f" --at {config.site}"
     return f"{CLI_NAME}{at} login"
+
+
+def _relogin_command(config: Config) -> str:
+    """How to replace a stored key: log in again, or store again a key that was handed over
+    (a machine provisioned with --with-token has no browser to log in with)."""
+    login = _login_command(config)
+    return f"{login} --force (or {login} --with-token for a key you were given)"
 
 
 def is_logged_in(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
