@@ -15,6 +15,7 @@ import email.utils
 import json
 import math
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -888,7 +889,7 @@ def test_default_is_the_system_store_without_certifi(https_server, make_config, 
     assert aa.request("GET", "/x", config=config).status == 204
 
 
-def test_ssl_verify_a_ca_file_or_directory(https_server, make_config, test_ca):
+def test_ssl_verify_a_ca_file_or_directory(https_server, make_config, test_ca, home):
     server = https_server()
     server.route("GET", "/x", 204)
     assert aa.request("GET", "/x", config=make_config(server, ssl_verify=test_ca.ca_pem)).ok
@@ -897,6 +898,10 @@ def test_ssl_verify_a_ca_file_or_directory(https_server, make_config, test_ca):
                              environ={"ANACONDA_AUTH_SSL_VERIFY": test_ca.ca_dir})
     assert env_config.ssl_verify == test_ca.ca_dir
     assert aa.request("GET", "/x", config=env_config).ok
+    # Under the given home (issue 8 §4), a CA directory with a tilde is a directory still.
+    shutil.copytree(test_ca.ca_dir, home / "certs")
+    tilde_config = make_config(server, ssl_verify=None, environ={"ANACONDA_AUTH_SSL_VERIFY": "~/certs"})
+    assert aa.request("GET", "/x", config=tilde_config).ok
 
 
 def test_ssl_verify_a_ca_of_someone_else_fails(https_server, make_config, test_ca,
