@@ -1053,8 +1053,7 @@ def _clip(text: str, limit: int = 100) -> str:
 
 def _quoted(value: Any) -> str:
     """``repr(value)`` for a message, clipped like _clip."""
-    shown = repr(value)
-    return shown if len(shown) <= 100 else shown[:100] + "..."
+    return _clip(repr(value))
 
 
 def _bad(source: str, problem: str, fix: str) -> ConfigError:
@@ -2202,6 +2201,23 @@ def _configured_key_source(config: Config) -> str | None:
     if config.keyring:
         return f"keyring setting from {config.sources.get('keyring', 'configuration')}"
     return None
+
+
+def _key_is_configured(config: Config) -> bool:
+    """Whether the key comes from the configuration, where no login can replace it."""
+    return _configured_key_source(config) is not None
+
+
+def _login_command(config: Config) -> str:
+    at = "" if config.site == DEFAULT_DOMAIN else f" --at {config.site}"
+    return f"{CLI_NAME}{at} login"
+
+
+def _relogin_command(config: Config) -> str:
+    """How to replace a stored key: log in again, or store again a key that was handed over
+    (a machine provisioned with --with-token has no browser to log in with)."""
+    login = _login_command(config)
+    return f"{login} --force (or {login} --with-token for a key you were given)"
 
 
 def _find_api_key(config: Config) -> tuple[str | None, str]:
@@ -3710,23 +3726,6 @@ def get_api_key(config: Config | str | None = None, *, site: Config | str | None
             f"The API key for {config.domain} (from {where}) expired on {expiry.date}. " + fix)
     _warn_if_expiring(config, api_key, where, expiry)
     return api_key
-
-
-def _key_is_configured(config: Config) -> bool:
-    """Whether the key comes from the configuration, where no login can replace it."""
-    return _configured_key_source(config) is not None
-
-
-def _login_command(config: Config) -> str:
-    at = "" if config.site == DEFAULT_DOMAIN else f" --at {config.site}"
-    return f"{CLI_NAME}{at} login"
-
-
-def _relogin_command(config: Config) -> str:
-    """How to replace a stored key: log in again, or store again a key that was handed over
-    (a machine provisioned with --with-token has no browser to log in with)."""
-    login = _login_command(config)
-    return f"{login} --force (or {login} --with-token for a key you were given)"
 
 
 def is_logged_in(config: Config | str | None = None, *, site: Config | str | None = None) -> bool:
