@@ -3445,7 +3445,10 @@ class _LoginResult:
             self.code, self.error = code, error
             self.done.set()
             if self.wake_fd is not None:
-                os.write(self.wake_fd, b"x")
+                try:
+                    os.write(self.wake_fd, b"x")
+                except BlockingIOError:
+                    pass  # full of signals' bytes: the waiting select() is woken anyway
 
 
 def _check_authorization_response(
@@ -3623,8 +3626,10 @@ def _await_authorization(terminal: _Terminal, result: _LoginResult, state: str,
                      "address it ended on (it starts with http://127.0.0.1) and press Enter:")
     deadline = terminal.clock() + timeout
     read_fd, wake_fd = os.pipe()
+    os.set_blocking(read_fd, False)
     with result.lock:
         result.wake_fd = wake_fd
+    previous_wakeup = _set_signal_wakeup(wake_fd)
     try:
         while not result.done.is_set():
             left = deadline - terminal.clock()
@@ -3632,15 +3637,10 @@ def _await_authorization(terminal: _Terminal, result: _LoginResult, state: str,
                 raise AuthenticationError(
                     f"No login response arrived within {timeout:g} s. Run login again, or use "
                     f"{CLI_NAME} login --device")
-            if paste:
-                import select
-
-                ready, _, _ = select.select([terminal.stdin, read_fd], [], [], left)
-                if terminal.stdin in ready:
-                    _accept_pasted(terminal, terminal.stdin.readline(), state, metadata, result)
-            else:
-                result.done.wait(min(left, 3600.0))
+            _wait_for_input(terminal, result, state, metadata, read_fd, paste, left)
     finally:
+        if previous_wakeup is not None:
+            _set_signal_wakeup(previous_wakeup)
         with result.lock:
             result.wake_fd = None
         os.close(read_fd)
@@ -3649,6 +3649,41 @@ def _await_authorization(terminal: _Terminal, result: _LoginResult, state: str,
         raise result.error
     assert result.code is not None
     return result.code
+
+
+def _wait_for_input(terminal: _Terminal, result: _LoginResult, state: str, metadata: JSONDict,
+                    read_fd: int, paste: bool, left: float) -> None:
+    """One wait: for the listener's wake-up byte, a signal's, or a pasted line."""
+    if sys.platform == "win32":  # select() takes only sockets there; a lock wait is short
+        result.done.wait(min(left, 0.5))
+        return
+    import select
+
+    watched: list[Any] = [terminal.stdin, read_fd] if paste else [read_fd]
+    ready, _, _ = select.select(watched, [], [], left)
+    if read_fd in ready:
+        os.read(read_fd, 4096)  # drained, or a signal's byte would keep select() returning
+    if paste and terminal.stdin in ready:
+        _accept_pasted(terminal, terminal.stdin.readline(), state, metadata, result)
+
+
+def _set_signal_wakeup(fd: int) -> int | None:
+    """Make every signal write a byte to ``fd``, as asyncio does; returns the fd they wrote to
+    before, to put back (None when not in the main thread, the only one that may set it, or
+    on Windows, where it takes only a socket and select() is not used).
+
+    Python acts on a signal only between bytecodes of the main thread. One that lands after
+    the last check and before select() starts (or one taken by a thread the caller started)
+    would leave Ctrl-C unanswered until the login times out; the byte ends the select().
+    """
+    import signal
+    import threading
+
+    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+        return None
+    if fd >= 0:
+        os.set_blocking(fd, False)  # required: a full pipe must never block a signal
+    return signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
 
 
 def _accept_pasted(terminal: _Terminal, line: str, state: str, metadata: JSONDict,

@@ -243,12 +243,23 @@ def run_cli(args: list[str], env: dict[str, str], input: str | None = None,
     return run_captured([PYTHON, "-m", "anaconda_auth", *args], env, env["HOME"], input, timeout)
 
 
+def _dump_threads(proc: subprocess.Popen) -> None:
+    """Make a hung CLI print every thread's stack (PYTHONFAULTHANDLER, set by the runners
+    below) to its stderr, so that a failure says where it hung."""
+    proc.send_signal(signal.SIGABRT)
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
 class CLIProcess:
     """The CLI running in the background with pipes; stderr read by a thread (bounded waits)."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str],
+                 command: tuple[str, ...] = (PYTHON, "-m", "anaconda_auth")) -> None:
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "anaconda_auth", *args], env=env, cwd=env["HOME"],
+            [*command, *args], env={**env, "PYTHONFAULTHANDLER": "1"}, cwd=env["HOME"],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
             start_new_session=True,
         )
@@ -285,8 +296,11 @@ class CLIProcess:
         try:
             rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
+            _dump_threads(self.proc)
+            for thread in self._threads:
+                thread.join(5)
             stop_process(self.proc)
-            raise AssertionError(f"the CLI did not exit within {timeout} s:\n{self.stderr}")
+            raise AssertionError(f"the CLI did not exit within {timeout} s:\n{self.stderr}") from None
         for thread in self._threads:
             thread.join(5)
         return rc
@@ -298,10 +312,11 @@ class CLIProcess:
 class PtyCLI:
     """The CLI on a pseudo-terminal (stdin, stdout and stderr all the pty's slave side)."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, args: list[str], env: dict[str, str],
+                 command: tuple[str, ...] = (PYTHON, "-m", "anaconda_auth")) -> None:
         self.master, slave = pty.openpty()
         self.proc = subprocess.Popen(
-            [PYTHON, "-m", "anaconda_auth", *args], env=env, cwd=env["HOME"],
+            [*command, *args], env={**env, "PYTHONFAULTHANDLER": "1"}, cwd=env["HOME"],
             stdin=slave, stdout=slave, stderr=slave, start_new_session=True, close_fds=True,
         )
         os.close(slave)
@@ -341,6 +356,9 @@ class PtyCLI:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
             if time.monotonic() > deadline:
+                _dump_threads(self.proc)
+                while self._read(1.0):
+                    pass
                 stop_process(self.proc)
                 raise AssertionError(f"the CLI did not exit within {timeout} s:\n{self.output}")
             self._read(0.2)
@@ -1376,6 +1394,50 @@ def test_ctrl_c_during_a_browser_login_can_only_reach_the_main_thread(oidc_provi
         assert blocked[(pid, next(name for tid, name in blocked if tid == pid))] is False
         os.kill(pid, signal.SIGINT)
         assert cli.finish() == 130
+    finally:
+        cli.close()
+
+
+# The CLI, with one thread of the caller's own that takes a SIGINT sent to it alone once the
+# test writes to the FIFO: Python then knows of the signal, but the main thread, asleep in
+# select(), is not interrupted by it. That is the state a Ctrl-C landing just before select()
+# starts leaves too (the rare hang CI saw even with every helper thread blocking SIGINT).
+_SIGNAL_TAKEN_BY_ANOTHER_THREAD = """
+import signal, sys, threading
+import anaconda_auth
+
+def take_sigint():
+    with open(sys.argv[1]) as fifo:
+        fifo.read()
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+
+threading.Thread(target=take_sigint, daemon=True).start()
+sys.exit(anaconda_auth.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("stdin", ["terminal", "not a terminal"])
+def test_ctrl_c_ends_the_login_wait_even_when_python_saw_it_outside_select(
+        oidc_provider, anaconda_api, test_ca, tmp_path, stdin):
+    """The login waits in select() on a pipe that every signal writes a byte to (Python's
+    wakeup fd), so a Ctrl-C that Python noted while the main thread was not in a bytecode
+    (a thread of the caller's took it, or it landed just before select() began) still ends
+    the wait at once, with exit 130, instead of at the login timeout."""
+    env = _site_env(tmp_path, oidc_provider, anaconda_api, test_ca, PATH="/nonexistent")
+    fifo = tmp_path / "fire"
+    os.mkfifo(fifo)
+    command = (PYTHON, "-c", _SIGNAL_TAKEN_BY_ANOTHER_THREAD, str(fifo))
+    args = ["login", "--browser", "--no-browser"]
+    cli: Any = PtyCLI(args, env, command) if stdin == "terminal" else CLIProcess(args, env, command)
+    try:
+        if stdin == "terminal":
+            cli.expect("paste here")
+        else:
+            cli.expect_stderr(r"^    https://\S+/auth\?\S+$")
+        fifo.write_text("now")
+        assert cli.finish(timeout=30) == 130
+        text = cli.output if stdin == "terminal" else cli.stderr
+        assert "Interrupted." in text, text
     finally:
         cli.close()
 
