@@ -210,6 +210,13 @@ class _ProcessCaches:
 _caches = _ProcessCaches()
 
 
+class _Output:
+    """Whether this run of the CLI is --quiet: then stderr carries errors only (no notices or
+    warnings, not even the deprecation line for legacy settings, said while reading them)."""
+
+    quiet = False
+
+
 def _warn_once(message: str, category: type[Warning] = UserWarning) -> None:
     """Emit a warning once per process (a fallback repeated on every call is noise)."""
     if message not in _caches.warned:
@@ -1380,7 +1387,8 @@ def _finish_values(
     values: dict[str, Any], sources: dict[str, str], home: str | None,
     environ: Mapping[str, str] | None,
 ) -> None:
-    """Derived values: empty optionals become None, keyring_path and a CA path are expanded."""
+    """Derived values: empty optionals become None; keyring_path, a CA path and the client
+    certificate's paths are expanded (``~`` and ``$VARS``)."""
     for name, (kind, _) in _FIELDS.items():
         if values[name] == "" and (kind.startswith("opt") or kind in ("secret", "envversion")):
             values[name] = None
@@ -1393,6 +1401,9 @@ def _finish_values(
     verify = values["ssl_verify"]
     if isinstance(verify, str) and verify != "truststore":
         values["ssl_verify"] = _expand_path(verify, home, environ)
+    for name in ("client_cert", "client_cert_key"):
+        if values[name]:
+            values[name] = _expand_path(values[name], home, environ)
 
 
 def _expand_path(path: str, home: str | None, environ: Mapping[str, str] | None) -> str:
@@ -1539,7 +1550,7 @@ def _warn_legacy(legacy: list[tuple[str, Any, str]]) -> None:
         f"'ANACONDA_CLOUD_' or in the 'plugin.cloud' section of config.toml: {fields}. Rename the "
         "variables to ANACONDA_AUTH_..., or the section to [plugin.auth]."
     )
-    if message not in _caches.warned:
+    if message not in _caches.warned and not _Output.quiet:
         print(f"anaconda_auth: deprecated: {message}", file=sys.stderr)
     _warn_once(message, DeprecationWarning)
 
@@ -5031,12 +5042,6 @@ def _exit_code(error: BaseException) -> int:
     if isinstance(error, ConfigError):
         return 2
     return 1
-
-
-class _Output:
-    """Whether this run is --quiet: then stderr carries errors only (no notices or warnings)."""
-
-    quiet = False
 
 
 def _say(message: str) -> None:

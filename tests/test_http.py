@@ -1021,6 +1021,24 @@ def test_client_certificate_required_by_the_server(https_server, make_config, te
     assert wait_for(lambda: server.tls_errors) and len(server.requests) == 2
 
 
+def test_client_certificate_paths_expand_home_and_variables_like_every_other_path(
+        https_server, make_config, test_ca, home):
+    import shutil
+
+    server = https_server(require_client_cert=True)
+    server.route("GET", "/mtls", echo)
+    (home / "certs").mkdir()
+    shutil.copy(test_ca.client_cert_pem, home / "certs" / "me.pem")
+    shutil.copy(test_ca.client_key_pem, home / "certs" / "me.key")
+    config = make_config(server, environ={"CERTS": str(home / "certs")},
+                         client_cert="~/certs/me.pem", client_cert_key="$CERTS/me.key")
+    assert config.client_cert == str(home / "certs" / "me.pem")
+    assert config.client_cert_key == str(home / "certs" / "me.key")
+    assert aa.request("GET", "/mtls", config=config).status == 200
+    subject = dict(pair[0] for pair in server.requests[-1].client_cert["subject"])
+    assert subject["commonName"] == "anaconda-test-client"
+
+
 # ------------------------------------------------------------------------------------------
 # Proxies (Debian's tinyproxy)
 # ------------------------------------------------------------------------------------------

@@ -906,6 +906,21 @@ def test_quiet_api_key_keeps_the_fast_path(tmp_path, argv):
     assert not [line for line in result.stderr.splitlines() if not line.startswith("import time:")]  # no warning
 
 
+@pytest.mark.parametrize("argv", [["api-key"], ["config"]])
+def test_quiet_silences_the_legacy_settings_line_too(tmp_path, argv):
+    """The deprecation line for ANACONDA_CLOUD_* settings is said while the config is read,
+    below the CLI; --quiet (the fast api-key path and argparse's) silences it all the same."""
+    key = make_jwt({"sub": "a", "exp": int(time.time()) + TEN_DAYS})
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+           "ANACONDA_CLOUD_API_KEY": key}
+    loud = run_cli(argv, env)
+    assert loud.returncode == 0, loud.stderr
+    assert "deprecated" in loud.stderr and "ANACONDA_CLOUD_" in loud.stderr
+    quiet = run_cli(["--quiet", *argv], env)
+    assert quiet.returncode == 0, quiet.stderr
+    assert quiet.stderr == "" and quiet.stdout == loud.stdout
+
+
 def test_quiet_still_says_errors(oidc_provider, anaconda_api, test_ca, tmp_path):
     env = _env(tmp_path, oidc_provider, anaconda_api, test_ca)
     missing = run_cli(["-q", "whoami"], env)
