@@ -1137,6 +1137,25 @@ def _domain_problem(netloc: str) -> str | None:
     port = rest[1:]
     if rest and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         return "the port must be a number from 1 to 65535"
+    return None if host.isascii() else _idn_problem(host)
+
+
+def _idn_problem(host: str) -> str | None:
+    """Why a host name with non-ASCII letters cannot be used, or None: it is encoded as urllib3
+    will encode it for the request (IDNA 2008, through the idna package), so a name is refused
+    here rather than at the first request."""
+    import urllib3  # only for a non-ASCII name: rare, and api-key must start fast
+
+    try:
+        import idna  # noqa: F401 - urllib3 needs it for such a name
+    except ImportError:
+        return ("it has non-ASCII letters, which need the idna package to be encoded: install "
+                "idna, or give the name's ASCII form (xn--...)")
+    try:
+        urllib3.util.parse_url(f"https://{host}/")
+    except urllib3.exceptions.LocationParseError:
+        return ("it is not a valid internationalized domain name (IDNA 2008); give the name's "
+                "ASCII form (xn--...)")
     return None
 
 

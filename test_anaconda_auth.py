@@ -1015,6 +1015,31 @@ def test_a_domain_that_is_not_a_domain_is_a_config_error(sandbox, bad, how):
             sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": bad})
 
 
+def test_a_non_ascii_domain_without_an_idna_form_is_refused_when_read(sandbox):
+    """Found by the adversarial tier: such a name was accepted, then request() raised a bare
+    ValueError from the URL parser."""
+    with pytest.raises(aa.ConfigError, match="ANACONDA_AUTH_DOMAIN.*(idna|IDNA)"):
+        sandbox.resolve(env={"ANACONDA_AUTH_DOMAIN": "\u00a1"})
+
+
+def test_a_non_ascii_domain_without_the_idna_package_says_what_to_do(sandbox):
+    """urllib3 encodes such a name only with the idna package; without it (a vendored copy
+    beside urllib3 alone), the name is refused when read, with the two ways out."""
+    script = ("import sys; sys.modules['idna'] = None\n"  # as if it were not installed
+              "import anaconda_auth as aa\n"
+              "try:\n"
+              "    aa.resolve_config(environ={'HOME': sys.argv[1], 'ANACONDA_AUTH_DOMAIN': "
+              "'anac\\u00f6nda.com'}, home=sys.argv[1], cwd=sys.argv[1])\n"
+              "except aa.ConfigError as e:\n"
+              "    print(e)\n")
+    done = run_captured([sys.executable, "-c", script, str(sandbox.home)], {
+        "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(Path(__file__).resolve().parent)},
+        str(sandbox.home))
+    assert done.returncode == 0, done.stderr
+    assert "ANACONDA_AUTH_DOMAIN" in done.stdout
+    assert "install idna" in done.stdout and "xn--" in done.stdout
+
+
 # -- The Config value -----------------------------------------------------------------------------
 
 

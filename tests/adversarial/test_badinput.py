@@ -182,6 +182,8 @@ _value = (_json.map(json.dumps) | _nasty_text
 @example(variable="ANACONDA_AUTH_PROXY_SERVERS", value='{"https": 3128}')
 @example(variable="ANACONDA_AUTH_KEYRING_PATH", value="a\x00b")  # was a bare ValueError
 @example(variable="ANACONDA_AUTH_USE_DEVICE_FLOW", value=MB)  # was a 1 MB message
+@example(variable="ANACONDA_AUTH_DOMAIN", value="\u00a1")  # accepted, then a bare ValueError
+@example(variable="ANACONDA_AUTH_DOMAIN", value="-\u00a1")  # idem (no IDNA form)
 def test_generated_values_give_a_config_or_a_clear_error(tmp_path_factory, proxy, variable,
                                                          value):
     tried(PART)
@@ -211,6 +213,8 @@ DOMAINS = {
     "anaconda.com.evil.com": "anaconda.com.evil.com:443",
     "anacönda.com": "xn--anacnda-d1a.com:443",
     "xn--anacnda-d1a.com": "xn--anacnda-d1a.com:443",
+    "\u00a1": None,  # no IDNA 2008 form: was accepted, then a bare ValueError at request time
+    "-\u00a1.com": None,
     "anaconda.com.": "anaconda.com.:443",
     "ANACONDA.COM": "anaconda.com:443",
     "anaconda.com:8443": "anaconda.com:8443",
