@@ -3476,7 +3476,7 @@ class _LoginResult:
             self.done.set()
             if self.wake_fd is not None:
                 try:
-                    os.write(self.wake_fd, b"x")
+                    os.write(self.wake_fd, b"\0")  # never a signal's number: see _WakeupPipe
                 except BlockingIOError:
                     pass  # full of signals' bytes: the waiting select() is woken anyway
 
@@ -3655,11 +3655,9 @@ def _await_authorization(terminal: _Terminal, result: _LoginResult, state: str,
         terminal.say("Waiting for the browser. If it runs on another machine, paste here the "
                      "address it ended on (it starts with http://127.0.0.1) and press Enter:")
     deadline = terminal.clock() + timeout
-    read_fd, wake_fd = os.pipe()
-    os.set_blocking(read_fd, False)
+    pipe = _WakeupPipe()
     with result.lock:
-        result.wake_fd = wake_fd
-    previous_wakeup = _set_signal_wakeup(wake_fd)
+        result.wake_fd = pipe.write_fd
     try:
         while not result.done.is_set():
             left = deadline - terminal.clock()
@@ -3667,53 +3665,77 @@ def _await_authorization(terminal: _Terminal, result: _LoginResult, state: str,
                 raise AuthenticationError(
                     f"No login response arrived within {timeout:g} s. Run login again, or use "
                     f"{CLI_NAME} login --device")
-            _wait_for_input(terminal, result, state, metadata, read_fd, paste, left)
+            _wait_for_input(terminal, result, state, metadata, pipe, paste, left)
     finally:
-        if previous_wakeup is not None:
-            _set_signal_wakeup(previous_wakeup)
         with result.lock:
             result.wake_fd = None
-        os.close(read_fd)
-        os.close(wake_fd)
+        pipe.close()
     if result.error:
         raise result.error
     assert result.code is not None
     return result.code
 
 
+class _WakeupPipe:
+    """The pipe a login's wait select()s on. The listener writes a 0 byte to it; in the main
+    thread it is also Python's signal wakeup fd, which writes each signal's number (never 0),
+    as asyncio does.
+
+    Python acts on a signal only between bytecodes of the main thread: a Ctrl-C that lands
+    after the last check and before select() starts, or that a thread of the caller's takes,
+    would otherwise go unanswered until the login times out. The signals' bytes are passed on
+    to the wakeup fd this one replaced (an asyncio loop's), so that loop still hears of them.
+    """
+
+    def __init__(self) -> None:
+        import signal
+        import threading
+
+        self.read_fd, self.write_fd = os.pipe()
+        self.replaced: int | None = None  # None: not ours to set (Windows, or not the main thread)
+        if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
+            return
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)  # a full pipe must never block a signal
+        self.replaced = signal.set_wakeup_fd(self.write_fd, warn_on_full_buffer=False)
+
+    def drain(self) -> None:
+        """Empty the pipe (or a signal's byte would keep select() returning)."""
+        try:
+            data = os.read(self.read_fd, 4096)
+        except BlockingIOError:
+            return
+        signals = data.replace(b"\0", b"")
+        if signals and self.replaced is not None and self.replaced >= 0:
+            try:
+                os.write(self.replaced, signals)
+            except OSError:
+                pass  # that reader is gone or full: a wakeup fd drops bytes then too
+
+    def close(self) -> None:
+        if self.replaced is not None:
+            import signal
+
+            signal.set_wakeup_fd(self.replaced)
+            self.drain()  # what came after the last select(), passed on as well
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
 def _wait_for_input(terminal: _Terminal, result: _LoginResult, state: str, metadata: JSONDict,
-                    read_fd: int, paste: bool, left: float) -> None:
-    """One wait: for the listener's wake-up byte, a signal's, or a pasted line."""
+                    pipe: _WakeupPipe, paste: bool, left: float) -> None:
+    """One wait: for the listener's byte, a signal's, or a pasted line."""
     if sys.platform == "win32":  # select() takes only sockets there; a lock wait is short
         result.done.wait(min(left, 0.5))
         return
     import select
 
-    watched: list[Any] = [terminal.stdin, read_fd] if paste else [read_fd]
+    watched: list[Any] = [terminal.stdin, pipe.read_fd] if paste else [pipe.read_fd]
     ready, _, _ = select.select(watched, [], [], left)
-    if read_fd in ready:
-        os.read(read_fd, 4096)  # drained, or a signal's byte would keep select() returning
+    if pipe.read_fd in ready:
+        pipe.drain()
     if paste and terminal.stdin in ready:
         _accept_pasted(terminal, terminal.stdin.readline(), state, metadata, result)
-
-
-def _set_signal_wakeup(fd: int) -> int | None:
-    """Make every signal write a byte to ``fd``, as asyncio does; returns the fd they wrote to
-    before, to put back (None when not in the main thread, the only one that may set it, or
-    on Windows, where it takes only a socket and select() is not used).
-
-    Python acts on a signal only between bytecodes of the main thread. One that lands after
-    the last check and before select() starts (or one taken by a thread the caller started)
-    would leave Ctrl-C unanswered until the login times out; the byte ends the select().
-    """
-    import signal
-    import threading
-
-    if sys.platform == "win32" or threading.current_thread() is not threading.main_thread():
-        return None
-    if fd >= 0:
-        os.set_blocking(fd, False)  # required: a full pipe must never block a signal
-    return signal.set_wakeup_fd(fd, warn_on_full_buffer=False)
 
 
 def _accept_pasted(terminal: _Terminal, line: str, state: str, metadata: JSONDict,

@@ -1442,6 +1442,44 @@ def test_ctrl_c_ends_the_login_wait_even_when_python_saw_it_outside_select(
         cli.close()
 
 
+# A program with a wakeup fd of its own (asyncio sets one, a socket) runs the CLI in process.
+_PROGRAM_WITH_ITS_OWN_WAKEUP_FD = """
+import signal, socket, sys
+import anaconda_auth
+
+reader, writer = socket.socketpair()
+reader.setblocking(False)
+writer.setblocking(False)
+signal.set_wakeup_fd(writer.fileno())
+signal.signal(signal.SIGUSR1, lambda number, frame: None)
+code = anaconda_auth.main(sys.argv[1:])
+restored = signal.set_wakeup_fd(-1) == writer.fileno()
+print("heard", sorted(reader.recv(64)), "restored", restored, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def test_the_login_wait_passes_signals_on_to_the_wakeup_fd_it_borrowed(
+        oidc_provider, anaconda_api, test_ca, tmp_path):
+    """While the login waits, the signal wakeup fd is its own pipe; the signals that arrive
+    then still reach the program's own wakeup fd (an asyncio loop learns of them that way),
+    and that fd is put back when the login ends."""
+    env = _site_env(tmp_path, oidc_provider, anaconda_api, test_ca, PATH="/nonexistent")
+    cli = PtyCLI(["login", "--browser", "--no-browser"], env,
+                 (PYTHON, "-c", _PROGRAM_WITH_ITS_OWN_WAKEUP_FD))
+    try:
+        cli.expect("paste here")
+        os.kill(cli.proc.pid, signal.SIGUSR1)
+        os.kill(cli.proc.pid, signal.SIGINT)
+        assert cli.finish(timeout=30) == 130
+    finally:
+        cli.close()
+    heard = re.search(r"^heard \[([0-9, ]*)\] restored (\w+)$", cli.output, re.MULTILINE)
+    assert heard, cli.output
+    assert {int(n) for n in heard.group(1).split(",")} == {signal.SIGUSR1, signal.SIGINT}
+    assert heard.group(2) == "True"
+
+
 def test_cli_device_login_says_why_no_browser_was_opened(oidc_provider, anaconda_api, test_ca, tmp_path):
     """CONTRACT §4: without a usable browser the module says so (here: an SSH session)."""
     bindir, log = _fake_browsers(tmp_path, ["firefox"])
