@@ -1375,8 +1375,9 @@ def test_ctrl_c_during_a_browser_login_can_only_reach_the_main_thread(oidc_provi
                                                                      tmp_path):
     """The kernel hands a process-wide SIGINT to any thread that does not block it, and Python
     acts on it only in the main thread: when the listener's thread took it, the main thread
-    slept on in select() and Ctrl-C was ignored (a rare hang of the SIGINT tests above). Every
-    thread but the main one must block SIGINT while the login waits."""
+    slept on in select() and Ctrl-C was ignored (one cause of a rare hang of the SIGINT tests
+    above; the other, a signal landing just before select(), is the next test's). Every thread
+    but the main one must block SIGINT while the login waits."""
     env = _site_env(tmp_path, oidc_provider, anaconda_api, test_ca, PATH="/nonexistent")
     cli = PtyCLI(["login", "--browser", "--no-browser"], env)
     try:
