@@ -59,24 +59,26 @@ URLLIB3_2 = int(urllib3.__version__.split(".")[0]) >= 2
 def fresh_http_state(fresh_caches: None, monkeypatch: pytest.MonkeyPatch):
     """Each test starts with no proxy variables from the machine (and, by conftest's
     fresh_caches, with the module's caches empty); gives what request() handed urllib3: one
-    (pool manager, urlopen options) pair per request sent, recorded by a spy on urllib3's
-    public ``PoolManager.urlopen`` (ProxyManager's calls through it) that sends for real."""
+    (connection pool, urlopen options) pair per attempt sent, recorded by a spy on urllib3's
+    public ``HTTPConnectionPool.urlopen`` (every request ends there: request()'s own, and
+    PoolManager's and ProxyManager's) that sends for real."""
     for name in PROXY_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     sent: list[tuple[Any, dict[str, Any]]] = []
-    real_urlopen = urllib3.PoolManager.urlopen
+    pool_class = urllib3.connectionpool.HTTPConnectionPool
+    real_urlopen = pool_class.urlopen
 
-    def urlopen(self: Any, method: str, url: str, redirect: bool = True, **options: Any) -> Any:
+    def urlopen(self: Any, method: str, url: str, *args: Any, **options: Any) -> Any:
         sent.append((self, options))
-        return real_urlopen(self, method, url, redirect=redirect, **options)
+        return real_urlopen(self, method, url, *args, **options)
 
-    monkeypatch.setattr(urllib3.PoolManager, "urlopen", urlopen)
+    monkeypatch.setattr(pool_class, "urlopen", urlopen)
     return sent
 
 
 def pools_used(sent: list[tuple[Any, dict[str, Any]]]) -> int:
-    """How many pool managers carried the requests in ``sent`` (fresh_http_state's list)."""
-    return len({id(manager) for manager, _ in sent})
+    """How many connection pools carried the requests in ``sent`` (fresh_http_state's list)."""
+    return len({id(pool) for pool, _ in sent})
 
 
 def handed_to_urllib3(https_server, make_config, sent, **options: Any) -> dict[str, Any]:
@@ -777,6 +779,27 @@ def test_keep_alive_reuses_one_connection(https_server, make_config, fresh_http_
     assert [r.connection_id for r in server.requests] == [1, 1, 1, 1]
     assert server.connections == 1
     assert pools_used(fresh_http_state) == 1
+
+
+def test_more_origins_than_a_pool_manager_keeps_still_reach_the_first(https_server, make_config,
+                                                                      fresh_http_state):
+    """request() keeps each origin's connection pool between calls (up to 64 origins), so the
+    kept-alive connection to the first of 12 origins survives urllib3's manager, which keeps
+    10 pools and lets the oldest go. A pool that is closed all the same is replaced by the
+    manager's new one, and the request sent once."""
+    servers = [https_server(tls=False) for _ in range(12)]
+    for server in servers:
+        server.route("GET", "/o", 204)
+    config = make_config(servers[0])
+    first = f"http://{servers[0].host}:{servers[0].port}/o"
+    for server in [*servers, servers[0]]:
+        assert aa.request("GET", f"http://{server.host}:{server.port}/o", config=config).status == 204
+    assert [r.connection_id for r in servers[0].requests] == [1, 1]
+    assert all(len(server.requests) == 1 for server in servers[1:])
+    for pool, _ in fresh_http_state:  # as a future urllib3 might on letting a pool go
+        pool.close()
+    assert aa.request("GET", first, config=config).status == 204
+    assert [r.connection_id for r in servers[0].requests] == [1, 1, 2]
 
 
 def test_default_config_reuses_the_pool(default_site, monkeypatch, fresh_http_state):
