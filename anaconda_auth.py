@@ -2779,6 +2779,8 @@ def _retry(retries: int | None) -> Any:
     twice.
     """
     count = 3 if retries is None else retries
+    if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+        raise ConfigError(f"request(retries={_quoted(retries)}): give a whole number >= 0")
     retry = _caches.retries.get(count)
     if retry is None:
         retry = _caches.retries[count] = _retry_class()(
@@ -2861,7 +2863,10 @@ def _is_permanent_failure(error: BaseException) -> bool:
 def _timeout(timeout: None | float | tuple[float, float]) -> Any:
     """A urllib3 Timeout for seconds, or a (connect, read) pair of them."""
     key = tuple(timeout) if isinstance(timeout, list) else timeout
-    cached = _caches.timeouts.get(key)
+    try:
+        cached = _caches.timeouts.get(key)
+    except TypeError:  # unhashable: refused just below
+        cached = None
     if cached is not None:
         return cached
     import urllib3
@@ -3061,9 +3066,9 @@ def _send(method: str, url: str, proxy: str | None, headers: dict[str, str],
 
 def _urlopen_direct(method: str, url: str, tls: tuple[tuple[str, Any], ...],
                     options: dict[str, Any]) -> Any:
-    """What PoolManager.urlopen does without a proxy, with the origin's pool kept between
-    calls. A pool the manager has let go (it keeps 10) is closed: the manager's new one is
-    taken then; nothing was sent on the closed one."""
+    """What PoolManager.urlopen does without a proxy, with the origin's pool kept here between
+    calls (up to 64 origins; the manager keeps 10 and lets older ones go, unclosed). Should a
+    kept pool be closed all the same, the manager's new one is taken: nothing was sent yet."""
     import urllib3
 
     origin, target = _parse_url(url)

@@ -689,11 +689,21 @@ def test_invalid_header_names_and_values_are_config_errors(https_server, make_co
     assert server.requests == []
 
 
-@pytest.mark.parametrize("timeout", [0, -1, (1, 2, 3), "5", (1, None)])
+@pytest.mark.parametrize("timeout", [0, -1, (1, 2, 3), "5", (1, None), {}, [[1], 2], float("nan")])
 def test_invalid_timeouts_are_config_errors(https_server, make_config, timeout):
     server = https_server()
-    with pytest.raises(aa.ConfigError, match="timeout"):
-        aa.request("GET", "/x", config=make_config(server), timeout=timeout)
+    for _ in range(2):  # the second time too: nothing bad was kept
+        with pytest.raises(aa.ConfigError, match="timeout"):
+            aa.request("GET", "/x", config=make_config(server), timeout=timeout)
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("retries", [-1, "3", 1.5, True, [3]])
+def test_invalid_retries_are_config_errors(https_server, make_config, retries):
+    server = https_server()
+    with pytest.raises(aa.ConfigError, match="retries"):
+        aa.request("GET", "/x", config=make_config(server), retries=retries)
+    assert server.requests == []
 
 
 # ------------------------------------------------------------------------------------------
