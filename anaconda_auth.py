@@ -188,10 +188,11 @@ class _ProcessCaches:
     checked at start. What one Config implies hangs off that Config instead. Tests start each
     case with ``reset()``.
 
-    Four more keep ``request()`` within a few µs of raw urllib3 (without them a loopback
-    request cost ~55 µs more, measured with tests/bench/bench_request.py): parsed URLs, each
-    origin's connection pool (what PoolManager.urlopen works out again on every call), and
-    one Retry and one Timeout per value (urllib3 derives new ones, never changes them)."""
+    More keep ``request()`` within a few µs of raw urllib3 (without them a loopback request
+    cost ~65 µs more, measured with tests/bench/bench_request.py): parsed URLs, each origin's
+    connection pool (what PoolManager.urlopen works out again on every call), one Retry and
+    one Timeout per value (urllib3 derives new ones, never changes them), and the stored
+    tokens and key expiries already decoded (a stored key is read on every request)."""
 
     def __init__(self) -> None:
         self.pools: dict[tuple[Any, ...], Any] = {}
@@ -211,6 +212,8 @@ class _ProcessCaches:
         self.origin_pools: dict[tuple[Any, ...], Any] = {}
         self.retries: dict[int, Any] = {}
         self.timeouts: dict[Any, Any] = {}
+        self.decoded_tokens: dict[str, JSONDict] = {}
+        self.key_expiries: dict[str, float | None] = {}
         # Site name from oauth_extra_params (None: ANACONDA_AUTH_SITE or the default site) ->
         # its Config and discovery document, checked when Panel installed the handler.
         self.panel_sites: dict[str | None, tuple[Config, JSONDict]] = {}
@@ -1774,7 +1777,31 @@ def _encode_token(domain: str, api_key: str, username: str | None = None,
 
 
 def _decode_token(value: Any, where: str) -> JSONDict:
-    """A stored value back to its payload; StorageError naming ``where`` when it is damaged."""
+    """A stored value back to its payload (a copy: callers may change it); StorageError naming
+    ``where`` when it is damaged."""
+    decoded = _caches.decoded_tokens.get(value) if isinstance(value, str) else None
+    if decoded is None:
+        decoded = _decode_token_once(value, where)
+        if isinstance(value, str):
+            _remember(_caches.decoded_tokens, value, decoded)
+    copied: JSONDict = _json_copy(decoded)
+    return copied
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` in a bounded cache: a process that sees many keys starts again at 64."""
+    if len(cache) >= 64:
+        cache.clear()
+    cache[key] = value
+
+
+def _json_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    return [_json_copy(v) for v in value] if isinstance(value, list) else value
+
+
+def _decode_token_once(value: Any, where: str) -> JSONDict:
     try:
         payload = _json_loads(_b64decode(value).decode("utf-8"))
     except (TypeError, ValueError):
@@ -2176,12 +2203,15 @@ def _jwt_claims(token: str) -> JSONDict | None:
 
 def key_expiry(api_key: str) -> float | None:
     """Epoch seconds (UTC) when ``api_key`` expires, from its JWT ``exp``; None when unknown."""
+    if api_key in _caches.key_expiries:
+        return _caches.key_expiries[api_key]
     import math
 
     exp = (_jwt_claims(api_key) or {}).get("exp")
-    if isinstance(exp, (int, float)) and not isinstance(exp, bool) and math.isfinite(exp):
-        return float(exp)
-    return None
+    at = float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) and (
+        math.isfinite(exp)) else None
+    _remember(_caches.key_expiries, api_key, at)
+    return at
 
 
 class _KeyExpiry:
