@@ -38,7 +38,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 ROOT = Path(__file__).resolve().parents[2]
 TARGET = 0.9
@@ -48,7 +48,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True  # TCP_NODELAY on every accepted connection
 
-    seen_headers: dict[str, str] = {}  # the last request's, as received
+    seen_headers: ClassVar[dict[str, str]] = {}  # the last request's, as received
 
     def do_GET(self) -> None:
         _Handler.seen_headers = dict(self.headers.items())
