@@ -396,7 +396,7 @@ def test_stored_key_is_sent_to_the_site(https_server, make_config):
     server = https_server()
     server.route("GET", "/a", echo)
     config = make_config(server)
-    key = jwt(3600)
+    key = jwt(90 * 86400)  # beyond the expiry warning
     aa.login(config, api_key=key, verify=False)
     response = aa.request("GET", "/a", config=config)
     assert response.json()["authorization"] == f"Bearer {key}"

@@ -491,7 +491,8 @@ def device_server(https_server):
 
 def test_device_request_is_a_form_post_without_authorization_even_with_a_stored_key(device_server, test_ca, tmp_path):
     config = _config(tmp_path, test_ca, domain=_domain(device_server), client_id="cli-42")
-    aa.login(config, api_key=make_jwt({"sub": "x", "exp": int(time.time()) + 3600}), verify=False)
+    long_lived = make_jwt({"sub": "x", "exp": int(time.time()) + 90 * 86400})  # no expiry warning
+    aa.login(config, api_key=long_lived, verify=False)
     aa.request("GET", device_server.url + "/probe", config=config)
     assert "Authorization" in device_server.requests[-1].headers  # the key could go there
     device_server.fail_then("/token", [PENDING, TOKEN])
@@ -1598,7 +1599,7 @@ def test_login_is_a_no_op_with_an_unexpired_stored_key_unless_forced(https_serve
     server = https_server()
     server.route("GET", "/.well-known/openid-configuration", (500, {}, "down"))
     config = _config(tmp_path, test_ca, domain=_domain(server))
-    key = make_jwt({"sub": "alice", "exp": int(time.time()) + 3600})
+    key = make_jwt({"sub": "alice", "exp": int(time.time()) + 90 * 86400})  # no expiry warning
     assert aa.login(config, api_key=key, verify=False) == key
     assert aa.login(config) == key
     assert aa.login(config, flow="browser") == key

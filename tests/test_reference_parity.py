@@ -147,7 +147,7 @@ def test_login_runs_the_flow_only_without_a_valid_key(https_server, tmp_path, te
     with pytest.raises(aa.AuthenticationError, match="500"):  # an expired key: it starts too
         aa.login(config)
     assert _discovery_requests(server) == 2
-    valid = jwt(3600)
+    valid = jwt(90 * 86400)  # beyond the expiry warning
     store_entry(config.keyring_path, config.domain, valid)
     assert aa.login(config) == valid  # a valid key: returned, nothing sent
     assert _discovery_requests(server) == 2
