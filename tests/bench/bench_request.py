@@ -187,11 +187,14 @@ def main(argv: list[str] | None = None) -> int:
         best, median = max(values), statistics.median(values)
         print(f"  {name:<42} {best:10.0f} {best / best_raw:5.2f}x   {median:12.0f} "
               f"{median / median_raw:5.2f}x   {1e6 / best:13.0f}")
-    ratio = max(rates["request(), explicit config"]) / best_raw
+    # The verdict reads median rounds: on a noisy machine a best round is one lucky draw, and
+    # the baseline's best moved by 10 % between runs on 2026-12-07 while its median held.
+    ratio = statistics.median(rates["request(), explicit config"]) / median_raw
     verdict = "met" if ratio >= TARGET else "NOT met"
-    print(f"target: request() with an explicit config >= {TARGET:.2f}x raw urllib3 (best rounds) "
-          f"-> {ratio:.2f}x, {verdict}")
-    same = max(rates["request(), explicit config"]) / max(rates["raw urllib3, request()'s headers"])
+    print(f"target: request() with an explicit config >= {TARGET:.2f}x raw urllib3 (median "
+          f"rounds) -> {ratio:.2f}x, {verdict}")
+    same = (statistics.median(rates["request(), explicit config"])
+            / statistics.median(rates["raw urllib3, request()'s headers"]))
     print(f"  against raw urllib3 sending the same headers: {same:.2f}x ({sorted(same_headers)})")
 
     _breakdown(aa, url, explicit, keyed, args.requests)
