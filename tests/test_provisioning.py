@@ -336,6 +336,23 @@ def test_the_python_api_warns_once_per_process_with_its_own_category(oidc_provid
         aa.get_api_key(config)
 
 
+def test_the_suites_expiry_warning_filter_matches_the_warning_it_is_there_to_catch(tmp_path):
+    # pyproject.toml makes an unexpected expiry warning an error by its text (naming the category
+    # would import the module while pytest reads its configuration): reworded, it would not.
+    import re
+
+    [action_and_text] = re.findall(r'filterwarnings = \["([^"]+)"\]',
+                                   (ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    action, text = action_and_text.split(":", 1)
+    config = aa.resolve_config(environ={"HOME": str(tmp_path)}, home=str(tmp_path), cwd=str(tmp_path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        aa.login(config, api_key=make_jwt({"sub": "a", "exp": int(time.time()) + TEN_DAYS}), verify=False)
+        aa.get_api_key(config)
+    [warning] = [w for w in caught if issubclass(w.category, aa.KeyExpiringWarning)]
+    assert action == "error" and re.match(text, str(warning.message), re.IGNORECASE), warning.message
+
+
 def test_an_interactive_login_prints_the_expiry_of_the_new_key(oidc_provider, anaconda_api, test_ca, tmp_path,
                                                                useragent_browser_env):
     env = _env(tmp_path, oidc_provider, anaconda_api, test_ca, **useragent_browser_env.env)
