@@ -32,7 +32,15 @@ import pytest
 import urllib3
 
 import anaconda_auth as aa
-from test_anaconda_auth import CLI, make_jwt, run_captured, run_on_terminal, store_entry, type_line
+from test_anaconda_auth import (
+    CLI,
+    LONG_LIVED,
+    make_jwt,
+    run_captured,
+    run_on_terminal,
+    store_entry,
+    type_line,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
@@ -396,7 +404,7 @@ def test_stored_key_is_sent_to_the_site(https_server, make_config):
     server = https_server()
     server.route("GET", "/a", echo)
     config = make_config(server)
-    key = jwt(90 * 86400)  # beyond the expiry warning
+    key = jwt(LONG_LIVED)
     aa.login(config, api_key=key, verify=False)
     response = aa.request("GET", "/a", config=config)
     assert response.json()["authorization"] == f"Bearer {key}"

@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 import pytest
 
 import anaconda_auth as aa
-from test_anaconda_auth import make_jwt, run_captured, store_entry
+from test_anaconda_auth import LONG_LIVED, make_jwt, run_captured, store_entry
 from tests.anaconda_api import AUTH_PATH, IAM_PATH
 from tests.tools import free_port, stop_process
 from tests.useragent import UserAgent
@@ -491,8 +491,7 @@ def device_server(https_server):
 
 def test_device_request_is_a_form_post_without_authorization_even_with_a_stored_key(device_server, test_ca, tmp_path):
     config = _config(tmp_path, test_ca, domain=_domain(device_server), client_id="cli-42")
-    long_lived = make_jwt({"sub": "x", "exp": int(time.time()) + 90 * 86400})  # no expiry warning
-    aa.login(config, api_key=long_lived, verify=False)
+    aa.login(config, api_key=make_jwt({"sub": "x", "exp": int(time.time()) + LONG_LIVED}), verify=False)
     aa.request("GET", device_server.url + "/probe", config=config)
     assert "Authorization" in device_server.requests[-1].headers  # the key could go there
     device_server.fail_then("/token", [PENDING, TOKEN])
@@ -1599,7 +1598,7 @@ def test_login_is_a_no_op_with_an_unexpired_stored_key_unless_forced(https_serve
     server = https_server()
     server.route("GET", "/.well-known/openid-configuration", (500, {}, "down"))
     config = _config(tmp_path, test_ca, domain=_domain(server))
-    key = make_jwt({"sub": "alice", "exp": int(time.time()) + 90 * 86400})  # no expiry warning
+    key = make_jwt({"sub": "alice", "exp": int(time.time()) + LONG_LIVED})
     assert aa.login(config, api_key=key, verify=False) == key
     assert aa.login(config) == key
     assert aa.login(config, flow="browser") == key

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 import warnings
@@ -339,8 +340,6 @@ def test_the_python_api_warns_once_per_process_with_its_own_category(oidc_provid
 def test_the_suites_expiry_warning_filter_matches_the_warning_it_is_there_to_catch(tmp_path):
     # pyproject.toml makes an unexpected expiry warning an error by its text (naming the category
     # would import the module while pytest reads its configuration): reworded, it would not.
-    import re
-
     [action_and_text] = re.findall(r'filterwarnings = \["([^"]+)"\]',
                                    (ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     action, text = action_and_text.split(":", 1)
@@ -970,8 +969,6 @@ def test_quiet_interactive_login_shows_only_what_the_user_must_act_on(
 
 def readme_provisioning_script() -> str:
     """The one ``sh`` block of the README's "Provisioning a machine" section."""
-    import re
-
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("\n## Provisioning a machine\n", 1)[1].split("\n## ", 1)[0]
     [script] = re.findall(r"```sh\n(.*?)```", section, flags=re.DOTALL)

@@ -98,7 +98,7 @@ from typing import Any
 import pytest
 
 import anaconda_auth as aa
-from test_anaconda_auth import CLI, make_jwt, run_captured, store_entry
+from test_anaconda_auth import CLI, LONG_LIVED, make_jwt, run_captured, store_entry
 from tests.test_login import PtyCLI
 from tests.test_reference_interop import (
     make_sandbox,
@@ -147,7 +147,7 @@ def test_login_runs_the_flow_only_without_a_valid_key(https_server, tmp_path, te
     with pytest.raises(aa.AuthenticationError, match="500"):  # an expired key: it starts too
         aa.login(config)
     assert _discovery_requests(server) == 2
-    valid = jwt(90 * 86400)  # beyond the expiry warning
+    valid = jwt(LONG_LIVED)
     store_entry(config.keyring_path, config.domain, valid)
     assert aa.login(config) == valid  # a valid key: returned, nothing sent
     assert _discovery_requests(server) == 2
